@@ -1,0 +1,182 @@
+// The bounded FIFO between producers and the run loop. Internal: not exported from mod.ts.
+
+/** A producer waiting for room, linked in arrival order. */
+interface Waiter<T> {
+  readonly item: T;
+  readonly resolve: () => void;
+  readonly reject: (reason: unknown) => void;
+  readonly signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  prev: Waiter<T> | undefined;
+  next: Waiter<T> | undefined;
+}
+
+/** One shared settled promise: awaiting it costs no allocation. */
+export const RESOLVED: Promise<void> = Promise.resolve();
+
+/**
+ * A bounded FIFO of items, built on a WritableStream whose
+ * CountQueuingStrategy has `highWaterMark = capacity`.
+ *
+ * The stream holds the items and hands them to its sink one at a time, in
+ * order; the sink holds the current one until the consumer `take()`s it.
+ * The channel adds what a stream writer lacks:
+ * - an exact bound: `size` never exceeds `capacity`. (`writer.ready` wakes
+ *   every waiting producer at once, which would overshoot the bound.)
+ * - fair admission: waiting producers get room in the order they asked.
+ * - abortable waits: a producer whose signal aborts leaves the queue in O(1).
+ */
+export class Channel<T> {
+  readonly #capacity: number;
+  readonly #writer: WritableStreamDefaultWriter<T>;
+  #openStream: () => void = () => {};
+  #onItem: () => void = () => {};
+  #size = 0;
+  #held: T | undefined;
+  #holding = false;
+  #release: (() => void) | undefined;
+  #head: Waiter<T> | undefined;
+  #tail: Waiter<T> | undefined;
+  #waiting = 0;
+  #closedError: ((item: T) => unknown) | undefined;
+
+  constructor(capacity: number) {
+    this.#capacity = capacity;
+    const stream = new WritableStream<T>({
+      // Writes queue in the stream until open() lets the sink start.
+      start: () => new Promise<void>((resolve) => (this.#openStream = resolve)),
+      write: (item) => this.#hold(item),
+    }, new CountQueuingStrategy({ highWaterMark: capacity }));
+    this.#writer = stream.getWriter();
+  }
+
+  /** Items accepted and not yet taken. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Producers waiting for room. */
+  get waiting(): number {
+    return this.#waiting;
+  }
+
+  /** True when the oldest item is ready to `take()`. */
+  get hasItem(): boolean {
+    return this.#holding;
+  }
+
+  /**
+   * Starts handing items to the consumer. `onItem` is called whenever an item
+   * becomes ready to take; the consumer may take it then or later.
+   */
+  open(onItem: () => void): void {
+    this.#onItem = onItem;
+    this.#openStream();
+  }
+
+  /** Takes the oldest item. Only valid while `hasItem` is true. */
+  take(): T {
+    const item = this.#held as T;
+    this.#held = undefined;
+    this.#holding = false;
+    this.#size--;
+    const release = this.#release;
+    if (release !== undefined) {
+      this.#release = undefined;
+      release();
+    }
+    this.#admitWaiters();
+    return item;
+  }
+
+  /** Queues the item when there is room and nobody is waiting for it. */
+  trySend(item: T): boolean {
+    if (this.#waiting > 0 || this.#size >= this.#capacity) return false;
+    this.#write(item);
+    return true;
+  }
+
+  /**
+   * Queues the item, waiting in line for room when the channel is full.
+   * Rejects with `signal.reason` if the signal aborts first (nothing queued).
+   */
+  send(item: T, signal?: AbortSignal): Promise<void> {
+    if (this.#closedError !== undefined) return Promise.reject(this.#closedError(item));
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.trySend(item)) return RESOLVED;
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter<T> = {
+        item,
+        resolve,
+        reject,
+        signal,
+        onAbort: undefined,
+        prev: this.#tail,
+        next: undefined,
+      };
+      if (signal !== undefined) {
+        waiter.onAbort = () => {
+          this.#unlink(waiter);
+          reject(signal.reason);
+        };
+        signal.addEventListener("abort", waiter.onAbort, { once: true });
+      }
+      if (this.#tail === undefined) this.#head = waiter;
+      else this.#tail.next = waiter;
+      this.#tail = waiter;
+      this.#waiting++;
+    });
+  }
+
+  /**
+   * Refuses all further sends and rejects every waiting producer with
+   * `errorFor(item)`. Items already accepted stay, to be taken as usual.
+   */
+  close(errorFor: (item: T) => unknown): void {
+    if (this.#closedError !== undefined) return;
+    this.#closedError = errorFor;
+    while (this.#head !== undefined) {
+      const waiter = this.#head;
+      this.#unlink(waiter);
+      waiter.reject(errorFor(waiter.item));
+    }
+    // The stream settles once the queued items are taken; nobody awaits it.
+    this.#writer.close().catch(() => {});
+  }
+
+  #write(item: T): void {
+    this.#size++;
+    // The write promise settles when the item is taken; the stream never errors.
+    void this.#writer.write(item);
+  }
+
+  #hold(item: T): Promise<void> | undefined {
+    this.#held = item;
+    this.#holding = true;
+    this.#onItem();
+    if (!this.#holding) return undefined; // taken at once
+    return new Promise<void>((resolve) => (this.#release = resolve));
+  }
+
+  #admitWaiters(): void {
+    while (this.#head !== undefined && this.#size < this.#capacity) {
+      const waiter = this.#head;
+      this.#unlink(waiter);
+      this.#write(waiter.item);
+      waiter.resolve();
+    }
+  }
+
+  #unlink(waiter: Waiter<T>): void {
+    if (waiter.onAbort !== undefined) {
+      waiter.signal!.removeEventListener("abort", waiter.onAbort);
+      waiter.onAbort = undefined;
+    }
+    if (waiter.prev === undefined) this.#head = waiter.next;
+    else waiter.prev.next = waiter.next;
+    if (waiter.next === undefined) this.#tail = waiter.prev;
+    else waiter.next.prev = waiter.prev;
+    waiter.prev = waiter.next = undefined;
+    this.#waiting--;
+  }
+}

@@ -1,0 +1,102 @@
+// Validation and defaults for BatchBufferConfig. Internal: not exported from mod.ts.
+import type { BatchBufferConfig } from "./types.ts";
+
+/** A config with every default filled in and every value checked. */
+export interface ResolvedConfig<T> extends BatchBufferConfig<T> {
+  readonly capacity: number;
+  readonly chanSize: number;
+  readonly flushInterval: number;
+  readonly maxConcurrentFlushes: number;
+  readonly maxBatchBytes: number;
+  readonly maxItemBytes: number;
+}
+
+const HOOKS = [
+  "willOverflow",
+  "canAdd",
+  "onReject",
+  "shouldFlush",
+  "onFlushError",
+  "onError",
+  "waitUntil",
+  "sizeOf",
+] as const;
+
+/** Describes a received value for an error message: `0`, `"10"`, `an object`. */
+export function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "function") return "a function";
+  if (Array.isArray(value)) return "an array";
+  if (value !== null && typeof value === "object") {
+    const name = Object.getPrototypeOf(value)?.constructor?.name;
+    return name && name !== "Object" ? `an instance of ${name}` : "an object";
+  }
+  return String(value);
+}
+
+function positiveInteger(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
+    throw new RangeError(`${name} must be a positive integer, received ${describe(value)}`);
+  }
+  return value;
+}
+
+function positiveNumber(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !(value > 0)) {
+    throw new RangeError(`${name} must be a positive number, received ${describe(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Checks a user's config and fills in the defaults.
+ *
+ * @throws {TypeError} when `flush` or a hook is not a function.
+ * @throws {RangeError} when a number is out of range.
+ */
+export function resolveConfig<T>(config: BatchBufferConfig<T>): ResolvedConfig<T> {
+  if (config === null || typeof config !== "object") {
+    throw new TypeError(`config must be an object, received ${describe(config)}`);
+  }
+  if (typeof config.flush !== "function") {
+    throw new TypeError(`flush must be a function, received ${describe(config.flush)}`);
+  }
+  for (const hook of HOOKS) {
+    const value = config[hook];
+    if (value !== undefined && typeof value !== "function") {
+      throw new TypeError(`${hook} must be a function, received ${describe(value)}`);
+    }
+  }
+  const capacity = positiveInteger("capacity", config.capacity, 100);
+  const chanSize = positiveInteger("chanSize", config.chanSize, 2 * capacity);
+  const flushInterval = positiveNumber("flushInterval", config.flushInterval, 5000);
+  const maxConcurrentFlushes = positiveInteger(
+    "maxConcurrentFlushes",
+    config.maxConcurrentFlushes,
+    1,
+  );
+  const maxBatchBytes = positiveNumber("maxBatchBytes", config.maxBatchBytes, Infinity);
+  const maxItemBytes = positiveNumber("maxItemBytes", config.maxItemBytes, maxBatchBytes);
+  if (maxItemBytes > maxBatchBytes) {
+    throw new RangeError(
+      `maxItemBytes must not exceed maxBatchBytes (${maxBatchBytes}), received ${maxItemBytes}`,
+    );
+  }
+  const budgeted = config.maxBatchBytes !== undefined || config.maxItemBytes !== undefined;
+  if (budgeted && config.sizeOf === undefined) {
+    throw new TypeError(
+      "sizeOf must be a function when maxBatchBytes or maxItemBytes is set, received undefined",
+    );
+  }
+  return {
+    ...config,
+    capacity,
+    chanSize,
+    flushInterval,
+    maxConcurrentFlushes,
+    maxBatchBytes,
+    maxItemBytes,
+  };
+}

@@ -1,0 +1,257 @@
+/**
+ * The types that describe a {@linkcode BatchBuffer}: its configuration, the
+ * context its flush receives and the snapshot `stats()` returns.
+ *
+ * @module
+ */
+
+/**
+ * Why a batch was flushed.
+ *
+ * - `"full"`: `shouldFlush` (by default `batch.length >= capacity`) or the
+ *   byte budget said the batch is complete.
+ * - `"overflow"`: the next item would not fit (`willOverflow` or
+ *   `maxBatchBytes`), so the batch went out without it.
+ * - `"interval"`: the oldest item in the batch waited `flushInterval`.
+ * - `"close"`: the last batch after `close()`.
+ * - `"manual"`: `buffer.flush()` was called.
+ *
+ * @example Counting flushes by reason
+ * ```ts
+ * import type { FlushReason } from "@batchkit/buffer";
+ *
+ * const counts: Record<FlushReason, number> = {
+ *   full: 0, overflow: 0, interval: 0, close: 0, manual: 0,
+ * };
+ * counts.full++;
+ * ```
+ */
+export type FlushReason = "full" | "overflow" | "interval" | "close" | "manual";
+
+/**
+ * What a flush is told besides its batch.
+ *
+ * @example Passing the run signal to fetch
+ * ```ts
+ * import type { FlushContext } from "@batchkit/buffer";
+ *
+ * async function send(batch: unknown[], context: FlushContext): Promise<void> {
+ *   // On "close" the run signal has often aborted already, so give the last
+ *   // batch its own deadline instead of the run signal.
+ *   const signal = context.reason === "close" ? AbortSignal.timeout(5_000) : context.signal;
+ *   await fetch("http://localhost:1/never-called", { method: "POST", body: JSON.stringify(batch), signal })
+ *     .catch(() => {});
+ * }
+ * ```
+ */
+export interface FlushContext {
+  /**
+   * The signal given to `run()`, or a signal that never aborts. Aborting it
+   * does not stop the buffer; it only tells flushes to hurry.
+   */
+  readonly signal: AbortSignal;
+  /** Why this batch was flushed. */
+  readonly reason: FlushReason;
+}
+
+/**
+ * Sends one batch to the backend. The array belongs to the function: the
+ * buffer never reads, reuses or changes it again, so it may be kept, sorted
+ * or sent later. Throwing or rejecting hands the batch to `onFlushError`;
+ * the buffer does not retry.
+ *
+ * @typeParam T The item type.
+ *
+ * @example A flush that posts JSON
+ * ```ts
+ * import type { FlushFunc } from "@batchkit/buffer";
+ *
+ * const flush: FlushFunc<{ id: number }> = async (batch, { signal }) => {
+ *   const response = await fetch("http://localhost:1/bulk", {
+ *     method: "POST",
+ *     body: JSON.stringify(batch),
+ *     signal,
+ *   }).catch(() => undefined);
+ *   if (response && !response.ok) throw new Error(`bulk API answered ${response.status}`);
+ * };
+ * ```
+ */
+export type FlushFunc<T> = (
+  batch: T[],
+  context: FlushContext,
+) => void | Promise<void>;
+
+/**
+ * How a {@linkcode BatchBuffer} batches. Only `flush` is required.
+ *
+ * Each item goes through these steps, in this order:
+ *
+ * 1. `sizeOf(item)` (when given). A size that is not a finite number
+ *    `>= 0`, or is over `maxItemBytes`, sends the item to `onReject`.
+ * 2. If the batch is not empty and the item would push it over
+ *    `maxBatchBytes`, or `willOverflow(batch, item)` is true, the batch is
+ *    flushed first (reason `"overflow"`).
+ * 3. If `canAdd(batch, item)` is false, the item goes to `onReject`.
+ * 4. The item is appended. If `shouldFlush(batch)` is true, or the batch
+ *    reached `maxBatchBytes`, the batch is flushed (reason `"full"`).
+ *
+ * Hooks answer by truthiness. A hook that throws counts as absent for that
+ * one call (its default answer applies; a throwing `sizeOf` counts as an
+ * invalid size) and its error goes to `onError`.
+ *
+ * @typeParam T The item type.
+ *
+ * @example A Kinesis-shaped buffer
+ * ```ts
+ * import { BatchBuffer, type BatchBufferConfig } from "@batchkit/buffer";
+ *
+ * const config: BatchBufferConfig<Uint8Array> = {
+ *   flush: (_records) => {},
+ *   capacity: 500,
+ *   sizeOf: (record) => record.byteLength,
+ *   maxBatchBytes: 5 * 1024 * 1024,
+ *   flushInterval: 1_000,
+ * };
+ * const buffer = new BatchBuffer(config);
+ * await buffer[Symbol.asyncDispose]();
+ * ```
+ */
+export interface BatchBufferConfig<T> {
+  /** Sends a batch. Required. See {@linkcode FlushFunc}. */
+  flush: FlushFunc<T>;
+  /**
+   * True when appending `item` would make the batch too big for the backend,
+   * so the current batch is flushed first (reason `"overflow"`). Only asked
+   * when the batch is not empty. Must not change `batch`. Default: never.
+   */
+  willOverflow?: (batch: readonly T[], item: T) => boolean;
+  /**
+   * False leaves the item out of every batch and hands it to `onReject`.
+   * Must not change `batch`. Default: always true.
+   */
+  canAdd?: (batch: readonly T[], item: T) => boolean;
+  /**
+   * Receives every item the buffer accepted but will not flush: refused by
+   * `canAdd`, over `maxItemBytes`, or of an invalid size. Called inside the
+   * run loop, so it must not block. Default: no-op.
+   */
+  onReject?: (item: T) => void;
+  /**
+   * True flushes the batch now (reason `"full"`). Asked after each append.
+   * Default: `batch.length >= capacity`.
+   */
+  shouldFlush?: (batch: readonly T[]) => boolean;
+  /**
+   * Receives each batch whose flush threw or rejected, with the error. The
+   * buffer has moved on and will not retry. Default: report the error, with
+   * the number of items lost, through `onError`.
+   */
+  onFlushError?: (error: unknown, batch: T[]) => void;
+  /**
+   * Receives errors thrown by the other hooks (and by `onFlushError` itself).
+   * Default: `console.error`.
+   */
+  onError?: (error: unknown) => void;
+  /**
+   * Receives the promise of every flush the buffer starts, whatever the
+   * reason, so an edge runtime keeps the isolate alive until it settles
+   * (`waitUntil: (p) => ctx.waitUntil(p)`). The promise never rejects.
+   * Default: none.
+   */
+  waitUntil?: (promise: Promise<unknown>) => void;
+  /**
+   * The size of one item, in whatever unit `maxBatchBytes` uses (usually
+   * bytes). Called once per item. Required when `maxBatchBytes` is set.
+   */
+  sizeOf?: (item: T) => number;
+  /**
+   * The most a batch may weigh, summed over `sizeOf`. A positive number.
+   * Default: `Infinity`.
+   */
+  maxBatchBytes?: number;
+  /**
+   * The most one item may weigh; heavier items go to `onReject`. A positive
+   * number no larger than `maxBatchBytes`. Default: `maxBatchBytes`.
+   */
+  maxItemBytes?: number;
+  /** The target batch size, used by the default `shouldFlush`. Default: 100. */
+  capacity?: number;
+  /**
+   * How many accepted items may wait for the run loop before `add()` waits
+   * for room. Default: `2 * capacity`.
+   */
+  chanSize?: number;
+  /**
+   * The longest an item waits in a partial batch, in milliseconds.
+   * `Infinity` turns timed flushes off. Default: 5000.
+   */
+  flushInterval?: number;
+  /**
+   * How many flushes may be in flight at once. Batches are formed and started
+   * in order; while this many are in flight the run loop takes no items, so
+   * producers feel backpressure. Default: 1.
+   */
+  maxConcurrentFlushes?: number;
+}
+
+/**
+ * Options for `add()` and `addAll()`.
+ *
+ * @example Bounding the wait for room
+ * ```ts
+ * import type { AddOptions } from "@batchkit/buffer";
+ *
+ * const options: AddOptions = { signal: AbortSignal.timeout(100) };
+ * ```
+ */
+export interface AddOptions {
+  /**
+   * Stops waiting for room when it aborts: the add rejects with
+   * `signal.reason` and the item is not queued. Already aborted: rejects at
+   * once, even when there is room.
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * A snapshot of a buffer's counters. At every moment
+ * `added === rejected + flushedItems + failedItems + inFlightItems +
+ * itemsInChannel + itemsInBatch`.
+ *
+ * @example Checking that nothing is unaccounted for
+ * ```ts
+ * import { BatchBuffer } from "@batchkit/buffer";
+ * import assert from "node:assert/strict";
+ *
+ * const buffer = new BatchBuffer<number>({ flush: () => {} });
+ * await buffer.add(1);
+ * const s = buffer.stats();
+ * assert.equal(
+ *   s.added,
+ *   s.rejected + s.flushedItems + s.failedItems + s.inFlightItems + s.itemsInChannel + s.itemsInBatch,
+ * );
+ * await buffer[Symbol.asyncDispose]();
+ * ```
+ */
+export interface BatchBufferStats {
+  /** Items accepted by `add`, `tryAdd`, `addAll` or `writable`. */
+  readonly added: number;
+  /** Items handed to `onReject`. */
+  readonly rejected: number;
+  /** Items in flushes that succeeded. */
+  readonly flushedItems: number;
+  /** Items in flushes that threw or rejected. */
+  readonly failedItems: number;
+  /** Items in flushes that have not settled yet. */
+  readonly inFlightItems: number;
+  /** Items accepted and not yet taken by the run loop. */
+  readonly itemsInChannel: number;
+  /** Items in the batch being formed. */
+  readonly itemsInBatch: number;
+  /** Flushes that succeeded. */
+  readonly flushes: number;
+  /** Flushes that threw or rejected. */
+  readonly failedFlushes: number;
+  /** Flushes started and not yet settled. */
+  readonly flushesInFlight: number;
+}
