@@ -47,7 +47,7 @@ const NUMBER_FLAGS = {
     help: "maxConcurrentFlushes",
   },
   latency: {
-    default: 5,
+    default: 10,
     min: 0,
     max: 10_000,
     integer: false,

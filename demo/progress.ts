@@ -12,6 +12,7 @@ export interface ProgressSample {
 
 const encoder = new TextEncoder();
 const CLEAR_LINE = "\r\x1b[2K";
+const width = () => Deno.consoleSize().columns || 80;
 
 /** Starts reporting; call the returned function to stop (and clear the live line). */
 export function startProgress(sample: () => ProgressSample): () => void {
@@ -25,7 +26,8 @@ export function startProgress(sample: () => ProgressSample): () => void {
     const line = `added ${count(s.added)} (${count(perSecond)}/s) | batches sent ${
       count(s.batches)
     } | in channel ${count(s.itemsInChannel)} | flushes in flight ${s.flushesInFlight}`;
-    if (live) Deno.stdout.writeSync(encoder.encode(CLEAR_LINE + line));
+    // A line wider than the terminal would wrap, and \r would only rewrite its tail.
+    if (live) Deno.stdout.writeSync(encoder.encode(CLEAR_LINE + line.slice(0, width() - 1)));
     else console.log(line);
   };
   const timer = setInterval(report, live ? 100 : 1000);
