@@ -130,6 +130,16 @@ export class BatchBuffer<T> implements AsyncDisposable {
    * @param options An optional signal that stops the wait.
    */
   add(item: T, options?: AddOptions): Promise<void> {
+    if (options !== undefined) return this.#addWithOptions(item, options);
+    if (this.#closed) return Promise.reject(new BufferClosedError(item));
+    if (this.#takesDirectly()) {
+      this.#processDirectly(item);
+      return RESOLVED;
+    }
+    return this.#channel.send(item);
+  }
+
+  #addWithOptions(item: T, options: AddOptions): Promise<void> {
     const signal = options?.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       return Promise.reject(this.#badSignal(signal));
@@ -403,7 +413,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
     if (batch.length === 0) return;
     this.#batch = [];
     this.#batchBytes = 0;
-    this.#timer.cancel();
+    this.#timer.stop();
     this.#flushesInFlight++;
     this.#inFlightItems += batch.length;
     let result: void | Promise<void>;
@@ -473,7 +483,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
 
   #finish(): void {
     this.#state = "done";
-    this.#timer.cancel();
+    this.#timer.clear();
     this.#resolveDone();
   }
 

@@ -1,8 +1,20 @@
 // Validation and defaults for BatchBufferConfig. Internal: not exported from mod.ts.
 import type { BatchBufferConfig } from "./types.ts";
 
-/** A config with every default filled in and every value checked. */
-export interface ResolvedConfig<T> extends BatchBufferConfig<T> {
+/**
+ * A config with every default filled in and every value checked. It always has
+ * the same keys in the same order, so the run loop's property reads stay fast.
+ */
+export interface ResolvedConfig<T> {
+  readonly flush: BatchBufferConfig<T>["flush"];
+  readonly willOverflow: BatchBufferConfig<T>["willOverflow"];
+  readonly canAdd: BatchBufferConfig<T>["canAdd"];
+  readonly onReject: BatchBufferConfig<T>["onReject"];
+  readonly shouldFlush: BatchBufferConfig<T>["shouldFlush"];
+  readonly onFlushError: BatchBufferConfig<T>["onFlushError"];
+  readonly onError: BatchBufferConfig<T>["onError"];
+  readonly waitUntil: BatchBufferConfig<T>["waitUntil"];
+  readonly sizeOf: BatchBufferConfig<T>["sizeOf"];
   readonly capacity: number;
   readonly chanSize: number;
   readonly flushInterval: number;
@@ -91,7 +103,15 @@ export function resolveConfig<T>(config: BatchBufferConfig<T>): ResolvedConfig<T
     );
   }
   return {
-    ...config,
+    flush: config.flush,
+    willOverflow: config.willOverflow,
+    canAdd: config.canAdd,
+    onReject: config.onReject,
+    shouldFlush: config.shouldFlush,
+    onFlushError: config.onFlushError,
+    onError: config.onError,
+    waitUntil: config.waitUntil,
+    sizeOf: config.sizeOf,
     capacity,
     chanSize,
     flushInterval,

@@ -182,8 +182,16 @@ export interface BatchBufferConfig<T> {
    */
   chanSize?: number;
   /**
-   * The longest an item waits in a partial batch, in milliseconds.
-   * `Infinity` turns timed flushes off. Default: 5000.
+   * The longest an item waits in a partial batch, in milliseconds. If a flush
+   * is in progress then, the interval flush follows it at once. `Infinity`
+   * turns timed flushes off. Any positive value works, including ones beyond
+   * setTimeout's 2^31-1 ms limit. Default: 5000.
+   *
+   * A timer is pending only while the batch holds items: when a flush empties
+   * the batch and no item arrives before the microtask queue drains, the timer
+   * is cleared, so an idle buffer costs nothing and keeps no process alive.
+   * (Reusing the timer across that short window is what keeps a busy buffer
+   * from paying for a setTimeout/clearTimeout pair on every batch.)
    */
   flushInterval?: number;
   /**
