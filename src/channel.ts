@@ -18,9 +18,10 @@ export const RESOLVED: Promise<void> = Promise.resolve();
  * A bounded FIFO of items, built on a WritableStream whose
  * CountQueuingStrategy has `highWaterMark = capacity`.
  *
- * The stream holds the items and hands them to its sink one at a time, in
- * order; the sink holds the current one until the consumer `take()`s it.
- * The channel adds what a stream writer lacks:
+ * The stream carries the items in order to its sink, which sets them aside
+ * at once for the consumer, so the stream keeps delivering while the
+ * consumer is busy and the consumer then takes everything delivered without
+ * waiting. The channel adds what a stream writer lacks:
  * - an exact bound: `size` never exceeds `capacity`. (`writer.ready` wakes
  *   every waiting producer at once, which would overshoot the bound.)
  * - fair admission: waiting producers get room in the order they asked.
@@ -32,9 +33,9 @@ export class Channel<T> {
   #openStream: () => void = () => {};
   #onItem: () => void = () => {};
   #size = 0;
-  #held: T | undefined;
-  #holding = false;
-  #release: (() => void) | undefined;
+  /** Items the stream has delivered, oldest at `#arrivedHead`. */
+  #arrived: T[] = [];
+  #arrivedHead = 0;
   #head: Waiter<T> | undefined;
   #tail: Waiter<T> | undefined;
   #waiting = 0;
@@ -45,7 +46,7 @@ export class Channel<T> {
     const stream = new WritableStream<T>({
       // Writes queue in the stream until open() lets the sink start.
       start: () => new Promise<void>((resolve) => (this.#openStream = resolve)),
-      write: (item) => this.#hold(item),
+      write: (item) => this.#arrive(item),
     }, new CountQueuingStrategy({ highWaterMark: capacity }));
     this.#writer = stream.getWriter();
   }
@@ -62,7 +63,7 @@ export class Channel<T> {
 
   /** True when the oldest item is ready to `take()`. */
   get hasItem(): boolean {
-    return this.#holding;
+    return this.#arrivedHead < this.#arrived.length;
   }
 
   /**
@@ -76,15 +77,17 @@ export class Channel<T> {
 
   /** Takes the oldest item. Only valid while `hasItem` is true. */
   take(): T {
-    const item = this.#held as T;
-    this.#held = undefined;
-    this.#holding = false;
-    this.#size--;
-    const release = this.#release;
-    if (release !== undefined) {
-      this.#release = undefined;
-      release();
+    const arrived = this.#arrived;
+    const item = arrived[this.#arrivedHead];
+    arrived[this.#arrivedHead++] = undefined as T; // let the item be collected once flushed
+    if (this.#arrivedHead === arrived.length) {
+      arrived.length = 0;
+      this.#arrivedHead = 0;
+    } else if (this.#arrivedHead >= 1024 && this.#arrivedHead * 2 >= arrived.length) {
+      arrived.splice(0, this.#arrivedHead); // amortised O(1): keeps the array within 2x its items
+      this.#arrivedHead = 0;
     }
+    this.#size--;
     this.#admitWaiters();
     return item;
   }
@@ -146,16 +149,13 @@ export class Channel<T> {
 
   #write(item: T): void {
     this.#size++;
-    // The write promise settles when the item is taken; the stream never errors.
+    // The write promise settles once the sink has the item; the stream never errors.
     void this.#writer.write(item);
   }
 
-  #hold(item: T): Promise<void> | undefined {
-    this.#held = item;
-    this.#holding = true;
+  #arrive(item: T): void {
+    this.#arrived.push(item);
     this.#onItem();
-    if (!this.#holding) return undefined; // taken at once
-    return new Promise<void>((resolve) => (this.#release = resolve));
   }
 
   #admitWaiters(): void {
