@@ -416,17 +416,20 @@ export class BatchBuffer<T> implements AsyncDisposable {
     this.#timer.stop();
     this.#flushesInFlight++;
     this.#inFlightItems += batch.length;
-    let result: void | Promise<void>;
+    let result: void | Promise<void> = undefined;
+    let threw = false;
+    let thrown: unknown;
     this.#insideFlush = true;
     try {
       result = this.#config.flush(batch, { signal: this.#runSignal, reason });
     } catch (error) {
-      return this.#settle(batch, error, true);
+      threw = true;
+      thrown = error;
     } finally {
       this.#insideFlush = false;
     }
-    if (typeof (result as Promise<void> | undefined)?.then !== "function") {
-      this.#settle(batch, undefined, false); // a synchronous flush settles here, at no cost
+    if (threw || typeof (result as Promise<void> | undefined)?.then !== "function") {
+      this.#settle(batch, thrown, threw); // a synchronous flush settles here, at no cost
       this.#waitUntil(RESOLVED);
       return;
     }

@@ -9,7 +9,7 @@ const MAX_TIMEOUT = 2 ** 31 - 1;
 /**
  * Calls `onDeadline` once `delay` milliseconds after the latest `start()`, for
  * any delay up to `Infinity` (never). It reads the global `setTimeout`,
- * `clearTimeout` and `Date.now` on every call, so a fake clock installed after
+ * `clearTimeout` and `performance.now` (a monotonic clock) on every call, so a fake clock installed after
  * construction still drives it.
  *
  * Why `stop()` lingers: a busy buffer stops and restarts its timer for every
@@ -41,7 +41,7 @@ export class DeadlineTimer {
     if (this.#delay === Infinity) return;
     this.#running = true;
     if (this.#id !== undefined) {
-      this.#movedDeadline = Date.now() + this.#delay;
+      this.#movedDeadline = performance.now() + this.#delay;
       return;
     }
     this.#movedDeadline = 0;
@@ -81,7 +81,7 @@ export class DeadlineTimer {
     this.#id = undefined;
     if (!this.#running) return;
     if (this.#movedDeadline !== 0) {
-      this.#remaining = this.#movedDeadline - Date.now();
+      this.#remaining = this.#movedDeadline - performance.now();
       this.#movedDeadline = 0;
     }
     if (this.#remaining > 0) return this.#schedule();

@@ -191,7 +191,10 @@ export interface BatchBufferConfig<T> {
    * the batch and no item arrives before the microtask queue drains, the timer
    * is cleared, so an idle buffer costs nothing and keeps no process alive.
    * (Reusing the timer across that short window is what keeps a busy buffer
-   * from paying for a setTimeout/clearTimeout pair on every batch.)
+   * from paying for a setTimeout/clearTimeout pair on every batch.) The
+   * timer reads `setTimeout`, `clearTimeout` and `performance.now()` when it
+   * runs, so a fake clock drives it if it fakes all three (as
+   * `@sinonjs/fake-timers`' default `install()` does).
    */
   flushInterval?: number;
   /**
