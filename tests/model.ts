@@ -1,0 +1,792 @@
+// Model-based property checks for BatchBuffer, shared by tests/property*.test.ts
+// (normal runs) and tests/soak.ts (100x the runs). Not a test file itself.
+//
+// A scenario is a random config plus random producers, each a sequence of
+// operations. fast-check's scheduler decides when each producer takes its next
+// step, when each async flush settles, when aborts fire, when the fake clock
+// ticks and when the buffer is closed; a recorder checks every invariant at
+// each step and reconciles everything at the end.
+import assert from "node:assert/strict";
+import process from "node:process";
+import fc from "fast-check";
+import FakeTimers from "@sinonjs/fake-timers";
+import {
+  AddAllError,
+  BatchBuffer,
+  type BatchBufferConfig,
+  BufferClosedError,
+  type FlushContext,
+} from "../mod.ts";
+
+/** Runs per property in a normal test run; BATCHKIT_PROPERTY_RUNS overrides it. */
+export const PROPERTY_RUNS: number = readRuns();
+
+function readRuns(): number {
+  let raw: string | undefined;
+  try {
+    raw = process.env.BATCHKIT_PROPERTY_RUNS;
+  } catch {
+    raw = undefined; // no env permission: keep the default
+  }
+  const runs = Number(raw);
+  return raw !== undefined && Number.isSafeInteger(runs) && runs > 0 ? runs : 1000;
+}
+
+/** The fake clock. Timers and clocks only: the buffer's timer sweep needs real microtasks. */
+export type Clock = ReturnType<typeof FakeTimers.install>;
+
+/** Installs a fake clock that leaves queueMicrotask and nextTick alone. */
+export function installClock(): Clock {
+  return FakeTimers.install({
+    toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date", "performance"],
+  });
+}
+
+/** What one flush call does. */
+export type FlushOutcome =
+  | { kind: "sync" }
+  | { kind: "syncThrow" }
+  | { kind: "async" }
+  | { kind: "asyncReject" }
+  | { kind: "delayed"; ms: number }
+  | { kind: "delayedReject"; ms: number }
+  | { kind: "untilAbort" };
+
+/** An item before it gets its id. */
+export interface ItemSpec {
+  readonly size: number;
+  readonly poison: boolean;
+}
+
+/** The item type the scenarios push through the buffer. */
+export interface Item extends ItemSpec {
+  readonly id: number;
+}
+
+/** "before": the signal is aborted before the call; "later": the scheduler aborts it. */
+export type AbortMode = "none" | "before" | "later";
+
+/** One step of a producer. */
+export type Op =
+  | { readonly kind: "add"; readonly item: ItemSpec; readonly abort: AbortMode }
+  | { readonly kind: "tryAdd"; readonly item: ItemSpec }
+  | {
+    readonly kind: "addAll";
+    readonly items: readonly ItemSpec[];
+    readonly abort: AbortMode;
+    readonly generator: boolean;
+    /** The generator throws before yielding this index. */
+    readonly throwAt: number | undefined;
+  }
+  | { readonly kind: "flush" };
+
+/** A random config and workload. */
+export interface Scenario {
+  readonly capacity: number;
+  readonly chanSize: number | undefined;
+  readonly maxConcurrentFlushes: number;
+  readonly flushInterval: number;
+  readonly maxBatchBytes: number | undefined;
+  readonly maxItemBytes: number | undefined;
+  readonly rejectPoison: boolean;
+  readonly withOnFlushError: boolean;
+  readonly withWaitUntil: boolean;
+  readonly outcomes: readonly FlushOutcome[];
+  /** "now": run() before the producers start; "scheduled": at a random point. */
+  readonly runStart: "now" | "scheduled";
+  readonly ending: "close" | "dispose";
+  /**
+   * Closes after this many scheduled steps of its own (each released at a
+   * random point, so larger numbers close later), or, when undefined, once
+   * every producer is done.
+   */
+  readonly closeAfterSteps: number | undefined;
+  /** Aborts the run signal at a random point (flushes "untilAbort" then reject). */
+  readonly abortRunSignal: boolean;
+  readonly producers: readonly (readonly Op[])[];
+  /** Fake-clock advances, each at a random point. */
+  readonly ticks: readonly number[];
+}
+
+/** Knobs for the scenario generator, so each property can aim somewhere. */
+export interface ScenarioShape {
+  readonly maxProducers?: number;
+  readonly maxOps?: number;
+  readonly budget?: "never" | "sometimes" | "always";
+  readonly maxConcurrentFlushes?: number;
+  readonly outcomes?: fc.Arbitrary<FlushOutcome>;
+  readonly ops?: fc.Arbitrary<Op>;
+}
+
+const abortModeArb: fc.Arbitrary<AbortMode> = fc.constantFrom<AbortMode>(
+  "none",
+  "none",
+  "before",
+  "later",
+  "later",
+);
+
+/** Every flush outcome, successes more often than failures. */
+export const anyOutcomeArb: fc.Arbitrary<FlushOutcome> = fc.oneof(
+  { arbitrary: fc.constant<FlushOutcome>({ kind: "sync" }), weight: 3 },
+  { arbitrary: fc.constant<FlushOutcome>({ kind: "async" }), weight: 4 },
+  { arbitrary: fc.constant<FlushOutcome>({ kind: "syncThrow" }), weight: 1 },
+  { arbitrary: fc.constant<FlushOutcome>({ kind: "asyncReject" }), weight: 1 },
+  {
+    arbitrary: fc.integer({ min: 0, max: 40 }).map((ms): FlushOutcome => ({ kind: "delayed", ms })),
+    weight: 2,
+  },
+  {
+    arbitrary: fc.integer({ min: 0, max: 40 }).map((ms): FlushOutcome => ({
+      kind: "delayedReject",
+      ms,
+    })),
+    weight: 1,
+  },
+  { arbitrary: fc.constant<FlushOutcome>({ kind: "untilAbort" }), weight: 1 },
+);
+
+function itemArb(maxSize: number): fc.Arbitrary<ItemSpec> {
+  return fc.record({
+    size: fc.integer({ min: 0, max: maxSize }),
+    poison: fc.integer({ min: 0, max: 6 }).map((n) => n === 0),
+  });
+}
+
+/** Any operation a producer may take, items sized up to `maxSize`. */
+export function opArb(maxSize: number): fc.Arbitrary<Op> {
+  const item = itemArb(maxSize);
+  return fc.oneof(
+    {
+      arbitrary: fc.record({ kind: fc.constant("add" as const), item, abort: abortModeArb }),
+      weight: 6,
+    },
+    { arbitrary: fc.record({ kind: fc.constant("tryAdd" as const), item }), weight: 2 },
+    {
+      arbitrary: fc.record({
+        kind: fc.constant("addAll" as const),
+        items: fc.array(item, { maxLength: 8 }),
+        abort: abortModeArb,
+        generator: fc.boolean(),
+        throwAt: fc.option(fc.integer({ min: 0, max: 6 }), { nil: undefined, freq: 4 }),
+      }),
+      weight: 2,
+    },
+    { arbitrary: fc.constant<Op>({ kind: "flush" }), weight: 1 },
+  );
+}
+
+/** Random scenarios of the given shape. */
+export function scenarioArb(shape: ScenarioShape = {}): fc.Arbitrary<Scenario> {
+  const budgetMode = shape.budget ?? "sometimes";
+  const budgetArb = fc.integer({ min: 1, max: 20 }).chain((maxBatchBytes) =>
+    fc.record({
+      maxBatchBytes: fc.constant(maxBatchBytes),
+      maxItemBytes: fc.option(fc.integer({ min: 1, max: maxBatchBytes }), { nil: undefined }),
+    })
+  );
+  const noBudget = fc.constant({ maxBatchBytes: undefined, maxItemBytes: undefined });
+  const budget = budgetMode === "never"
+    ? noBudget
+    : budgetMode === "always"
+    ? budgetArb
+    : fc.oneof(noBudget, budgetArb);
+  return budget.chain(({ maxBatchBytes, maxItemBytes }) => {
+    const ops = shape.ops ?? opArb(maxBatchBytes === undefined ? 5 : maxBatchBytes + 3);
+    return fc.record({
+      capacity: fc.integer({ min: 1, max: 6 }),
+      chanSize: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined, freq: 4 }),
+      maxConcurrentFlushes: fc.integer({ min: 1, max: shape.maxConcurrentFlushes ?? 3 }),
+      flushInterval: fc.oneof(fc.constant(Infinity), fc.integer({ min: 1, max: 50 })),
+      maxBatchBytes: fc.constant(maxBatchBytes),
+      maxItemBytes: fc.constant(maxItemBytes),
+      rejectPoison: fc.boolean(),
+      withOnFlushError: fc.boolean(),
+      withWaitUntil: fc.boolean(),
+      outcomes: fc.array(shape.outcomes ?? anyOutcomeArb, { minLength: 1, maxLength: 6 }),
+      runStart: fc.constantFrom("now" as const, "now" as const, "scheduled" as const),
+      ending: fc.constantFrom("close" as const, "dispose" as const),
+      closeAfterSteps: fc.option(fc.integer({ min: 1, max: 16 }), { nil: undefined }),
+      abortRunSignal: fc.boolean(),
+      producers: fc.array(fc.array(ops, { maxLength: shape.maxOps ?? 10, size: "medium" }), {
+        minLength: 1,
+        maxLength: shape.maxProducers ?? 4,
+      }),
+      ticks: fc.array(fc.integer({ min: 0, max: 60 }), { maxLength: 4 }),
+    });
+  });
+}
+
+/** What the scenarios exercised, summed over runs: shows the properties are not vacuous. */
+export const coverage = {
+  runs: 0,
+  accepted: 0,
+  refusedByAbort: 0,
+  refusedByClose: 0,
+  tryAddFalse: 0,
+  rejected: 0,
+  flushes: 0,
+  failedFlushes: 0,
+  maxInFlight: 0,
+  reasons: { full: 0, overflow: 0, interval: 0, close: 0, manual: 0 } as Record<string, number>,
+  manualFlushesResolved: 0,
+  blockedAdds: 0,
+};
+
+/** When an item was handed to the buffer and when its acceptance was seen. */
+interface Acceptance {
+  readonly calledAt: number;
+  readonly seenAt: number;
+  /** Items of one addAll share an acceptance and must keep their order. */
+  readonly group: number;
+  /** The add found the channel full, so it waited in line: nothing called later may pass it. */
+  readonly queued: boolean;
+}
+
+/**
+ * Runs one scenario under the scheduler and checks every invariant. Throws
+ * (an AssertionError) on the first violation.
+ */
+export async function runScenario(s: fc.Scheduler, scenario: Scenario): Promise<void> {
+  const clock = installClock();
+  try {
+    await runUnderClock(s, scenario, clock);
+  } finally {
+    clock.uninstall();
+  }
+}
+
+async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock): Promise<void> {
+  const capacity = scenario.capacity;
+  const chanSize = scenario.chanSize ?? 2 * capacity;
+  const maxFlushes = scenario.maxConcurrentFlushes;
+  const budgeted = scenario.maxBatchBytes !== undefined;
+  const maxBatchBytes = scenario.maxBatchBytes ?? Infinity;
+  const maxItemBytes = scenario.maxItemBytes ?? maxBatchBytes;
+
+  let seq = 0; // a logical clock for happens-before
+  let nextId = 0;
+  /** Fake time at which each item was handed to add/tryAdd/addAll. */
+  const handedAt = new Map<number, number>();
+  const makeItem = (spec: ItemSpec): Item => {
+    const item = { id: nextId++, ...spec };
+    handedAt.set(item.id, clock.now);
+    return item;
+  };
+
+  const accepted = new Map<number, Acceptance>();
+  const refused = new Set<number>(); // add/addAll/tryAdd that did not take the item
+  /** Every item the buffer handed out, in the order it handed them out. */
+  const processed: Item[] = [];
+  const processedIds = new Set<number>();
+  const rejectedIds = new Set<number>();
+  const settledIds = new Set<number>();
+  let flushCalls = 0;
+  let openFlushes = 0;
+  let okFlushes = 0;
+  let okItems = 0;
+  let failedFlushes = 0;
+  let failedItems = 0;
+  const failures = new Map<unknown[], unknown>(); // failed batch -> its error
+  const flushErrors = new Set<unknown>();
+  const reportedBatches = new Set<unknown[]>();
+  let wrappedReports = 0;
+  const waitUntilStates: { settled: boolean; fulfilled: boolean }[] = [];
+  let closeCalled = false;
+  let manualFlushCalls = 0;
+  let runStartedBy: "test" | "dispose" | undefined;
+  let runPromise: Promise<void> | undefined;
+  let disposePromise: Promise<void> | undefined;
+  const runController = new AbortController();
+  const runAbortReason = new Error("run signal aborted by the scenario");
+
+  /** Violations seen inside hooks, where a throw would be caught by the buffer. */
+  const violations: unknown[] = [];
+  const guard = (check: () => void) => {
+    try {
+      check();
+    } catch (error) {
+      violations.push(error);
+    }
+  };
+  const throwViolation = () => {
+    if (violations.length > 0) throw violations[0];
+  };
+
+  const take = (item: Item, where: string) => {
+    assert.ok(!processedIds.has(item.id), `item ${item.id} handed out twice (${where})`);
+    processedIds.add(item.id);
+    processed.push(item);
+  };
+
+  const settle = (batch: Item[], error: unknown, failed: boolean) => {
+    openFlushes--;
+    for (const item of batch) settledIds.add(item.id);
+    if (failed) {
+      failedFlushes++;
+      failedItems += batch.length;
+      failures.set(batch, error);
+      flushErrors.add(error);
+    } else {
+      okFlushes++;
+      okItems += batch.length;
+    }
+  };
+
+  const checkFlushCall = (batch: Item[], context: FlushContext, ours: boolean) => {
+    coverage.reasons[context.reason]++;
+    coverage.maxInFlight = Math.max(coverage.maxInFlight, openFlushes);
+    assert.ok(batch.length > 0, "empty flush");
+    assert.ok(openFlushes <= maxFlushes, `${openFlushes} flushes open, limit ${maxFlushes}`);
+    assert.ok(batch.length <= capacity, `batch of ${batch.length} over capacity ${capacity}`);
+    const bytes = batch.reduce((sum, item) => sum + item.size, 0);
+    if (budgeted) assert.ok(bytes <= maxBatchBytes, `batch of ${bytes} bytes > ${maxBatchBytes}`);
+    if (context.reason === "close") assert.ok(closeCalled, "close flush before close()");
+    if (context.reason === "interval") {
+      const waited = clock.now - handedAt.get(batch[0].id)!;
+      assert.ok(waited >= scenario.flushInterval, `interval flush after ${waited} ms`);
+    }
+    if (context.reason === "manual") assert.ok(manualFlushCalls > 0, "manual flush unasked");
+    assert.ok(ours || runStartedBy === "dispose", "flush got a signal that is not run()'s");
+    for (const item of batch) {
+      assert.ok(accepted.has(item.id) || !refused.has(item.id), `refused item ${item.id} flushed`);
+      if (rejectEligible(item)) assert.fail(`item ${item.id} should have gone to onReject`);
+      take(item, "flush");
+    }
+    checkStats("inside flush");
+    assert.ok(buffer.stats().flushesInFlight <= maxFlushes, "stats.flushesInFlight over limit");
+  };
+
+  const flush = (batch: Item[], context: FlushContext): void | Promise<void> => {
+    const n = flushCalls++;
+    openFlushes++;
+    const ours = context.signal === runController.signal;
+    guard(() => checkFlushCall(batch, context, ours));
+    let outcome = scenario.outcomes[n % scenario.outcomes.length];
+    if (outcome.kind === "untilAbort" && !ours) outcome = { kind: "async" };
+    const error = new Error(`flush #${n} failed`);
+    const succeed = () => settle(batch, undefined, false);
+    const fail = (reason: unknown) => {
+      settle(batch, reason, true);
+      throw reason;
+    };
+    switch (outcome.kind) {
+      case "sync":
+        return succeed();
+      case "syncThrow":
+        return fail(error);
+      case "async":
+        return s.schedule(Promise.resolve(), `flush #${n} resolves`).then(succeed);
+      case "asyncReject":
+        return s.schedule(Promise.resolve(), `flush #${n} rejects`).then(() => fail(error));
+      case "delayed":
+        return new Promise<void>((resolve) => setTimeout(resolve, outcome.ms)).then(succeed);
+      case "delayedReject":
+        return new Promise<void>((resolve) => setTimeout(resolve, outcome.ms)).then(() =>
+          fail(error)
+        );
+      case "untilAbort": {
+        const signal = context.signal;
+        return new Promise<void>((_, reject) => {
+          if (signal.aborted) reject(signal.reason);
+          else signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+        }).catch(fail);
+      }
+    }
+  };
+
+  const rejectEligible = (item: Item) =>
+    (scenario.rejectPoison && item.poison) || (budgeted && item.size > maxItemBytes);
+
+  const config: BatchBufferConfig<Item> = {
+    flush,
+    capacity,
+    maxConcurrentFlushes: maxFlushes,
+    flushInterval: scenario.flushInterval,
+    onReject: (item) =>
+      guard(() => {
+        assert.ok(rejectEligible(item), `item ${item.id} rejected without cause`);
+        rejectedIds.add(item.id);
+        settledIds.add(item.id);
+        take(item, "onReject");
+        checkStats("inside onReject");
+      }),
+    onError: (error) =>
+      guard(() => {
+        wrappedReports++;
+        assert.ok(!scenario.withOnFlushError, `onError called although onFlushError is set`);
+        assert.ok(error instanceof Error, `onError got a non-Error: ${error}`);
+        assert.ok(flushErrors.has(error.cause), `onError got an unknown error: ${error}`);
+        assert.match(error.message, /flush failed; its \d+ items were not delivered/);
+      }),
+  };
+  if (scenario.chanSize !== undefined) config.chanSize = scenario.chanSize;
+  if (scenario.rejectPoison) config.canAdd = (_batch, item) => !item.poison;
+  if (budgeted) {
+    config.sizeOf = (item) => item.size;
+    config.maxBatchBytes = scenario.maxBatchBytes;
+    if (scenario.maxItemBytes !== undefined) config.maxItemBytes = scenario.maxItemBytes;
+  }
+  if (scenario.withOnFlushError) {
+    config.onFlushError = (error, batch) =>
+      guard(() => {
+        assert.ok(failures.has(batch as Item[]), "onFlushError got a batch that did not fail");
+        assert.equal(failures.get(batch as Item[]), error, "onFlushError got the wrong error");
+        assert.ok(!reportedBatches.has(batch), "onFlushError called twice for one batch");
+        reportedBatches.add(batch);
+      });
+  }
+  if (scenario.withWaitUntil) {
+    config.waitUntil = (promise) => {
+      const state = { settled: false, fulfilled: false };
+      waitUntilStates.push(state);
+      promise.then(
+        () => Object.assign(state, { settled: true, fulfilled: true }),
+        () => Object.assign(state, { settled: true }),
+      );
+    };
+  }
+
+  const buffer = new BatchBuffer<Item>(config);
+
+  function checkStats(where: string): void {
+    const st = buffer.stats();
+    assert.equal(
+      st.added,
+      st.rejected + st.flushedItems + st.failedItems + st.inFlightItems + st.itemsInChannel +
+        st.itemsInBatch,
+      `stats invariant broken ${where}: ${JSON.stringify(st)}`,
+    );
+    assert.ok(st.itemsInChannel <= chanSize, `${st.itemsInChannel} items in channel > ${chanSize}`);
+    assert.equal(buffer.itemsInChannel, st.itemsInChannel);
+    assert.ok(st.itemsInBatch <= capacity, `batch holds ${st.itemsInBatch} > ${capacity}`);
+    assert.ok(st.flushesInFlight <= maxFlushes, `${st.flushesInFlight} flushes in flight`);
+    assert.ok(st.added >= accepted.size, `stats.added ${st.added} < ${accepted.size} seen`);
+    assert.ok(st.inFlightItems >= 0 && st.flushesInFlight >= 0, "negative in-flight count");
+  }
+
+  const accept = (item: Item, calledAt: number, group: number, queued = false) => {
+    assert.ok(!refused.has(item.id), `item ${item.id} both refused and accepted`);
+    accepted.set(item.id, { calledAt, seenAt: seq++, group, queued });
+  };
+
+  const refuse = (item: Item) => {
+    assert.ok(!processedIds.has(item.id), `refused item ${item.id} was handed out`);
+    refused.add(item.id);
+  };
+
+  /** A signal for the op, and the reason it aborts with (if it does). */
+  const signalFor = (mode: AbortMode, label: string) => {
+    if (mode === "none") return { signal: undefined, reason: undefined };
+    const controller = new AbortController();
+    const reason = new Error(`abort ${label}`);
+    if (mode === "before") controller.abort(reason);
+    else s.schedule(Promise.resolve(), `abort ${label}`).then(() => controller.abort(reason));
+    return { signal: controller.signal, reason };
+  };
+
+  const expectRefusal = (error: unknown, item: Item, reason: unknown, closedBefore: boolean) => {
+    if (error instanceof BufferClosedError) {
+      coverage.refusedByClose++;
+      assert.ok(closeCalled, "BufferClosedError before close()");
+      assert.equal(error.item, item, "BufferClosedError carries another item");
+    } else {
+      coverage.refusedByAbort++;
+      assert.ok(reason !== undefined && error === reason, `add rejected with ${error}`);
+      assert.ok(!closedBefore, "abort reason instead of BufferClosedError after close()");
+    }
+  };
+
+  async function runOp(op: Op): Promise<void> {
+    const calledAt = seq++;
+    switch (op.kind) {
+      case "add": {
+        const item = makeItem(op.item);
+        const { signal, reason } = signalFor(op.abort, `add #${item.id}`);
+        const closedBefore = closeCalled;
+        const queued = buffer.itemsInChannel >= chanSize;
+        if (queued) coverage.blockedAdds++;
+        try {
+          await buffer.add(item, signal === undefined ? undefined : { signal });
+          assert.ok(!closedBefore, "add resolved after close()");
+          accept(item, calledAt, item.id, queued);
+        } catch (error) {
+          expectRefusal(error, item, reason, closedBefore);
+          refuse(item);
+        }
+        break;
+      }
+      case "tryAdd": {
+        const item = makeItem(op.item);
+        const closedBefore = closeCalled;
+        try {
+          if (buffer.tryAdd(item)) accept(item, calledAt, item.id);
+          else {
+            coverage.tryAddFalse++;
+            refuse(item);
+          }
+          assert.ok(!closedBefore, "tryAdd did not throw after close()");
+        } catch (error) {
+          assert.ok(closedBefore && error instanceof BufferClosedError, `tryAdd threw ${error}`);
+          assert.equal(error.item, item);
+          refuse(item);
+        }
+        break;
+      }
+      case "addAll": {
+        const items = op.items.map(makeItem);
+        const group = items[0]?.id ?? -1;
+        const { signal, reason } = signalFor(op.abort, `addAll from #${group}`);
+        const iteratorError = new Error("iterable failed");
+        const throwAt = op.throwAt !== undefined && op.throwAt < items.length
+          ? op.throwAt
+          : undefined;
+        const generate = function* () {
+          for (let i = 0; i < items.length; i++) {
+            if (i === throwAt) throw iteratorError;
+            yield items[i];
+          }
+        };
+        const iterable = op.generator || throwAt !== undefined ? generate() : items;
+        try {
+          await buffer.addAll(iterable, signal === undefined ? undefined : { signal });
+          assert.equal(throwAt, undefined, "addAll resolved although the iterable threw");
+          for (const item of items) accept(item, calledAt, group);
+        } catch (error) {
+          assert.ok(error instanceof AddAllError, `addAll rejected with ${error}`);
+          const n = error.accepted;
+          assert.ok(Number.isInteger(n) && n >= 0 && n < items.length, `accepted ${n}`);
+          const cause = error.cause;
+          if (cause === iteratorError) assert.equal(n, throwAt, "accepted != items before throw");
+          else if (cause instanceof BufferClosedError) {
+            assert.ok(closeCalled, "BufferClosedError before close()");
+            assert.equal(cause.item, items[n], "BufferClosedError carries another item");
+          } else assert.ok(reason !== undefined && cause === reason, `addAll cause ${cause}`);
+          for (const item of items.slice(0, n)) accept(item, calledAt, group);
+          for (const item of items.slice(n)) refuse(item);
+        }
+        break;
+      }
+      case "flush": {
+        manualFlushCalls++;
+        const before = [...accepted.keys()];
+        const running = runStartedBy !== undefined;
+        try {
+          await buffer.flush();
+          coverage.manualFlushesResolved++;
+          for (const id of before) {
+            assert.ok(settledIds.has(id), `flush() resolved before item ${id} settled`);
+          }
+        } catch (error) {
+          assert.ok(!running, `flush() rejected while running: ${error}`);
+          assert.match(String(error), /call run\(\) first/);
+        }
+        break;
+      }
+    }
+    checkStats(`after ${op.kind}`);
+  }
+
+  const startRun = () => {
+    if (runStartedBy === undefined) {
+      runStartedBy = "test";
+      runPromise = buffer.run(runController.signal);
+      return Promise.resolve();
+    }
+    return assert.rejects(buffer.run(runController.signal), /already called/);
+  };
+
+  const end = () => {
+    if (closeCalled) return;
+    closeCalled = true;
+    if (scenario.ending === "close") return buffer.close();
+    if (runStartedBy === undefined) runStartedBy = "dispose";
+    disposePromise = buffer[Symbol.asyncDispose]();
+  };
+
+  if (scenario.runStart === "now") await startRun();
+  const runStarted = scenario.runStart === "now"
+    ? Promise.resolve()
+    : s.schedule(Promise.resolve(), "run()").then(startRun);
+  const closer = scenario.closeAfterSteps === undefined ? undefined : (async () => {
+    for (let i = scenario.closeAfterSteps!; i > 0; i--) {
+      await s.schedule(Promise.resolve(), `close in ${i}`);
+    }
+    end();
+  })();
+  for (const ms of scenario.ticks) {
+    s.schedule(Promise.resolve(), `tick ${ms}ms`).then(() => clock.tick(ms)).catch((error) =>
+      violations.push(error)
+    );
+  }
+  if (scenario.abortRunSignal) {
+    s.schedule(Promise.resolve(), "abort run signal").then(() =>
+      runController.abort(runAbortReason)
+    );
+  }
+  const producers = scenario.producers.map(async (ops, p) => {
+    for (const [i, op] of ops.entries()) {
+      await s.schedule(Promise.resolve(), `producer ${p} op ${i}: ${op.kind}`);
+      await runOp(op);
+    }
+  });
+
+  let finished = false;
+  let failure: unknown;
+  const done = (async () => {
+    await Promise.all(producers);
+    await closer;
+    end();
+    await runStarted;
+    if (runStartedBy === "test" && scenario.ending === "close") {
+      await runPromise;
+    } else {
+      await disposePromise;
+      if (runStartedBy === "test") await runPromise; // the same run
+    }
+  })().then(() => (finished = true), (error) => {
+    finished = true;
+    failure = error;
+  });
+
+  // Drive: release scheduled tasks; when none is left, let time pass, then
+  // abort the run signal; anything still pending after that is a deadlock.
+  while (!finished) {
+    if (s.count() > 0) {
+      await s.waitOne();
+      throwViolation();
+      checkStats("after a scheduled step");
+      continue;
+    }
+    for (let i = 0; i < 100 && !finished && s.count() === 0; i++) await Promise.resolve();
+    if (finished || s.count() > 0) continue;
+    if (clock.countTimers() > 0) clock.next();
+    else if (!runController.signal.aborted) runController.abort(runAbortReason);
+    else {
+      assert.fail(
+        `deadlock: nothing scheduled, no timer, run not finished; stats ${
+          JSON.stringify(buffer.stats())
+        }`,
+      );
+    }
+  }
+  await done;
+  throwViolation();
+  if (failure !== undefined) throw failure;
+  await Promise.resolve();
+  await Promise.resolve();
+
+  // Reconcile.
+  const st = buffer.stats();
+  coverage.runs++;
+  coverage.accepted += accepted.size;
+  coverage.rejected += rejectedIds.size;
+  coverage.flushes += flushCalls;
+  coverage.failedFlushes += failedFlushes;
+  assert.equal(clock.countTimers(), 0, "a timer is left after run() resolved");
+  assert.equal(st.added, accepted.size, "stats.added != items whose add succeeded");
+  assert.equal(processed.length, accepted.size, "items handed out != items accepted");
+  for (const id of accepted.keys()) assert.ok(processedIds.has(id), `item ${id} lost`);
+  for (const id of refused) assert.ok(!processedIds.has(id), `refused item ${id} handed out`);
+  assert.equal(settledIds.size, accepted.size, "some flush never settled");
+  for (const item of processed) {
+    assert.equal(rejectedIds.has(item.id), rejectEligible(item), `item ${item.id} misrouted`);
+  }
+  assert.equal(st.rejected, rejectedIds.size);
+  assert.equal(st.flushedItems, okItems);
+  assert.equal(st.failedItems, failedItems);
+  assert.equal(st.flushes, okFlushes);
+  assert.equal(st.failedFlushes, failedFlushes);
+  assert.equal(okFlushes + failedFlushes, flushCalls);
+  assert.deepEqual(
+    [st.inFlightItems, st.itemsInChannel, st.itemsInBatch, st.flushesInFlight],
+    [0, 0, 0, 0],
+  );
+  if (scenario.withOnFlushError) assert.equal(reportedBatches.size, failedFlushes);
+  else assert.equal(wrappedReports, failedFlushes, "a failed flush was not reported");
+  if (scenario.withWaitUntil) {
+    assert.equal(waitUntilStates.length, flushCalls, "waitUntil missed a flush");
+    assert.ok(waitUntilStates.every((w) => w.fulfilled), "a waitUntil promise did not fulfil");
+  }
+
+  // Order: if X's acceptance was seen before Y's add was called, or X waited
+  // in line for room before Y was called, X goes out first. Flushed items (batches concatenated in call order) and rejected
+  // items (in onReject order) are two streams: an item waiting in a batch may
+  // be overtaken by a later item that goes straight to onReject.
+  const streams = [
+    processed.filter((item) => !rejectedIds.has(item.id)),
+    processed.filter((item) => rejectedIds.has(item.id)),
+  ];
+  for (const stream of streams) {
+    const position = new Map(stream.map((item, index) => [item.id, index]));
+    for (const x of stream) {
+      const ax = accepted.get(x.id)!;
+      for (const y of stream) {
+        const ay = accepted.get(y.id)!;
+        const happensBefore = x.id !== y.id &&
+          (ax.seenAt < ay.calledAt || (ax.group === ay.group && x.id < y.id) ||
+            (ax.queued && ax.calledAt < ay.calledAt));
+        if (happensBefore) {
+          assert.ok(
+            position.get(x.id)! < position.get(y.id)!,
+            `item ${y.id} went out before item ${x.id}`,
+          );
+        }
+      }
+    }
+  }
+
+  // After the run: the buffer refuses politely and stays quiet.
+  await assert.rejects(buffer.add(makeItem({ size: 0, poison: false })), BufferClosedError);
+  assert.throws(() => buffer.tryAdd(makeItem({ size: 0, poison: false })), BufferClosedError);
+  await buffer.flush();
+  await buffer[Symbol.asyncDispose]();
+  assert.equal(clock.countTimers(), 0, "a timer was left after dispose");
+}
+
+/** One named property over scenarios of one shape. */
+export interface ScenarioProperty {
+  readonly name: string;
+  readonly arbitrary: fc.Arbitrary<Scenario>;
+}
+
+/** The properties that tests/property*.test.ts run and tests/soak.ts runs 100x more. */
+export const PROPERTIES: readonly ScenarioProperty[] = [
+  {
+    name:
+      "BatchBuffer loses, duplicates and reorders nothing under random schedules, configs and faults",
+    arbitrary: scenarioArb(),
+  },
+  {
+    name: "BatchBuffer keeps acceptance order with one flush at a time and one producer",
+    arbitrary: scenarioArb({ maxConcurrentFlushes: 1, maxProducers: 1, maxOps: 12 }),
+  },
+  {
+    name: "BatchBuffer never exceeds the byte budget and rejects only oversized or refused items",
+    arbitrary: scenarioArb({ budget: "always" }),
+  },
+  {
+    name: "BatchBuffer stays bounded while flushes stall until the run signal aborts",
+    arbitrary: scenarioArb({
+      maxProducers: 4,
+      outcomes: fc.constantFrom<FlushOutcome>(
+        { kind: "untilAbort" },
+        { kind: "untilAbort" },
+        { kind: "delayed", ms: 30 },
+        { kind: "async" },
+      ),
+    }),
+  },
+];
+
+/** Checks one property with `numRuns` scenarios; throws fast-check's report on failure. */
+export async function checkProperty(
+  property: ScenarioProperty,
+  numRuns: number = PROPERTY_RUNS,
+  seed?: number,
+): Promise<void> {
+  await fc.assert(
+    fc.asyncProperty(fc.scheduler(), property.arbitrary, (s, scenario) => runScenario(s, scenario)),
+    seed === undefined ? { numRuns } : { numRuns, seed },
+  );
+}
