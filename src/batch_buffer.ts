@@ -81,8 +81,11 @@ export class BatchBuffer<T> implements AsyncDisposable {
   #insideFlush = false;
   #writable: WritableStream<T> | undefined;
 
-  // Counters for stats(). `#taken` counts items placed in a batch or rejected.
+  // Counters for stats(). `#taken` counts items placed in a batch or rejected;
+  // `#inHand` is 1 while the run loop holds an item it has not placed yet, so
+  // that `added` never dips while a hook or an "overflow" flush runs.
   #taken = 0;
+  #inHand = 0;
   #rejected = 0;
   #flushedItems = 0;
   #failedItems = 0;
@@ -237,7 +240,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
     if (this.#state === "new" && !nothingPending) {
       return Promise.reject(new Error("flush() needs the run loop: call run() first"));
     }
-    const upTo = this.#taken + this.#channel.size;
+    const upTo = this.#taken + this.#inHand + this.#channel.size;
     let request = this.#flushRequests.at(-1);
     if (request === undefined || request.upTo !== upTo) {
       let resolve!: (settled: Promise<unknown>) => void;
@@ -334,13 +337,13 @@ export class BatchBuffer<T> implements AsyncDisposable {
    */
   stats(): BatchBufferStats {
     return {
-      added: this.#taken + this.#channel.size,
+      added: this.#taken + this.#inHand + this.#channel.size,
       rejected: this.#rejected,
       flushedItems: this.#flushedItems,
       failedItems: this.#failedItems,
       inFlightItems: this.#inFlightItems,
       itemsInChannel: this.#channel.size,
-      itemsInBatch: this.#batch.length,
+      itemsInBatch: this.#batch.length + this.#inHand,
       flushes: this.#flushes,
       failedFlushes: this.#failedFlushes,
       flushesInFlight: this.#flushesInFlight,
@@ -380,6 +383,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
   /** One item: size, overflow, canAdd, append, shouldFlush (see BatchBufferConfig). */
   #process(item: T): void {
     const config = this.#config;
+    this.#inHand = 1;
     let size = 0;
     if (config.sizeOf !== undefined) {
       size = this.#measure(item);
@@ -399,6 +403,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
     const batch = this.#batch;
     batch.push(item);
     this.#batchBytes += size;
+    this.#inHand = 0;
     this.#taken++;
     if (batch.length === 1) this.#timer.start();
     const full = config.shouldFlush === undefined
@@ -512,6 +517,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
   }
 
   #reject(item: T): void {
+    this.#inHand = 0;
     this.#taken++;
     this.#rejected++;
     const onReject = this.#config.onReject;
