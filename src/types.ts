@@ -257,7 +257,10 @@ export interface BatchBufferStats {
   readonly inFlightItems: number;
   /** Items accepted and not yet taken by the run loop. */
   readonly itemsInChannel: number;
-  /** Items in the batch being formed. */
+  /**
+   * Items in the batch being formed, plus the item the run loop is placing
+   * (while its hooks or an "overflow" flush run).
+   */
   readonly itemsInBatch: number;
   /** Flushes that succeeded. */
   readonly flushes: number;
