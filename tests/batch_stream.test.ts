@@ -77,7 +77,9 @@ test("BatchStream leaves out the items canAdd refuses and hands them to onReject
 });
 
 test("BatchStream emits a partial batch once its oldest item has waited flushInterval", async () => {
-  const clock = FakeTimers.install({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+  const clock = FakeTimers.install({
+    toFake: ["setTimeout", "clearTimeout", "Date", "performance"],
+  });
   try {
     const stream = new BatchStream<number>({ capacity: 10, flushInterval: 1000 });
     const writer = stream.writable.getWriter();

@@ -40,7 +40,9 @@ interface Handed {
 
 for (const mode of ["synchronous", "asynchronous"] as const) {
   test(`waitUntil receives the promise of every ${mode} flush, whatever the reason`, async () => {
-    const clock = FakeTimers.install({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const clock = FakeTimers.install({
+      toFake: ["setTimeout", "clearTimeout", "Date", "performance"],
+    });
     try {
       const reasons: FlushReason[] = [];
       const handed: Handed[] = [];
