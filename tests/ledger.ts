@@ -81,7 +81,7 @@ export class Ledger<T> {
     for (const item of out) counts.set(item, (counts.get(item) ?? 0) + 1);
     for (const item of this.accepted) {
       const n = counts.get(item) ?? 0;
-      assert.ok(n > 0, `accepted item ${String(item)} was lost`);
+      if (n === 0) assert.fail(`accepted item ${describeItem(item)} was lost`);
       counts.set(item, n - 1);
     }
     const s = buffer.stats();
@@ -111,4 +111,12 @@ export async function captureConsoleError(body: () => Promise<void>): Promise<un
     console.error = original;
   }
   return calls;
+}
+
+function describeItem(item: unknown): string {
+  try {
+    return String(item);
+  } catch {
+    return typeof item;
+  }
 }
