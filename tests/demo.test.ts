@@ -1,0 +1,127 @@
+// Runs the demo (demo/main.ts) as a subprocess with small numbers and checks
+// what it prints. Uses node:child_process so the file runs under Deno and Bun.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import process from "node:process";
+import { test } from "./harness.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+/** Kills a stuck demo; the tests assert on output, never on this time. */
+const SAFETY_NET_MS = 30_000;
+
+/** The deno binary: this one when running under Deno, else the npm devDependency. */
+function findDeno(): string | undefined {
+  if ("Deno" in globalThis) return process.execPath;
+  const local = `${root}node_modules/.bin/deno`;
+  return existsSync(local) ? local : undefined;
+}
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runDemo(deno: string, args: string[]): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(deno, ["run", "-A", "demo/main.ts", ...args], {
+      cwd: root,
+      env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    const safetyNet = setTimeout(() => child.kill("SIGKILL"), SAFETY_NET_MS);
+    child.on("error", (error) => {
+      clearTimeout(safetyNet);
+      reject(error);
+    });
+    child.on("close", (code) => {
+      clearTimeout(safetyNet);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Reads `  label   1,234 ...` from the summary as a number. */
+function figure(stdout: string, label: string): number {
+  const match = stdout.match(new RegExp(`^ {2}${label} +([\\d,]+)`, "m"));
+  assert.ok(match, `no "${label}" line in:\n${stdout}`);
+  return Number(match[1].replaceAll(",", ""));
+}
+
+const deno = findDeno();
+if (deno === undefined) {
+  console.warn("tests/demo.test.ts skipped: no deno binary (run npm install)");
+} else {
+  test("demo delivers or dead-letters every event when the collector fails some requests", async () => {
+    const { code, stdout, stderr } = await runDemo(deno, [
+      "--items=2000",
+      "--producers=4",
+      "--capacity=100",
+      "--latency=0",
+      "--fail-rate=0.1",
+    ]);
+    assert.equal(code, 0, stderr);
+    assert.equal(figure(stdout, "produced"), 2000);
+    assert.equal(figure(stdout, "received") + figure(stdout, "dead-lettered"), 2000);
+    const unique = /received +([\d,]+) events, ([\d,]+) unique ids/.exec(stdout);
+    assert.equal(unique?.[1], unique?.[2], "the collector received duplicates");
+    assert.match(stdout, /reconciled +yes/);
+    assert.match(stdout, /add\(\) waited +p50 [\d.]+ m?s, p99 [\d.]+ m?s/);
+    assert.ok(!stdout.includes("\x1b["), "piped output must not contain terminal escapes");
+  });
+
+  test("demo dead-letters every batch after retries when the collector always fails", async () => {
+    const { code, stdout, stderr } = await runDemo(deno, [
+      "--items=300",
+      "--capacity=100",
+      "--latency=0",
+      "--fail-rate=1",
+    ]);
+    assert.equal(code, 0, stderr);
+    assert.equal(figure(stdout, "received"), 0);
+    assert.equal(figure(stdout, "dead-lettered"), 300);
+    assert.ok(/after ([\d,]+) retries/.exec(stdout)![1] !== "0", stdout);
+    assert.match(stdout, /reconciled +yes/);
+  });
+
+  test("demo --compare prints both throughputs from the same run", async () => {
+    const { code, stdout, stderr } = await runDemo(deno, [
+      "--items=500",
+      "--latency=0",
+      "--compare",
+    ]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /batched +500 events in .+: [\d,]+\/s/);
+    assert.match(stdout, /one per request +500 events in .+: [\d,]+\/s/);
+    assert.match(stdout, /batching was [\d.]+x faster/);
+  });
+
+  test("demo rejects a bad flag value with a message and exit code 2", async () => {
+    const { code, stdout, stderr } = await runDemo(deno, ["--items", "lots"]);
+    assert.equal(code, 2);
+    assert.match(stderr, /--items must be an integer, received "lots"/);
+    assert.equal(stdout, "");
+  });
+
+  test("demo rejects an unknown flag with a message and exit code 2", async () => {
+    const { code, stderr } = await runDemo(deno, ["--itmes=5"]);
+    assert.equal(code, 2);
+    assert.match(stderr, /Unknown option '--itmes'/);
+  });
+
+  test("demo --help lists every flag and exits 0", async () => {
+    const { code, stdout } = await runDemo(deno, ["--help"]);
+    assert.equal(code, 0);
+    for (const flag of ["items", "producers", "capacity", "interval", "concurrency", "latency"]) {
+      assert.match(stdout, new RegExp(`--${flag} `));
+    }
+    assert.match(stdout, /--fail-rate /);
+    assert.match(stdout, /--compare /);
+  });
+}
