@@ -26,6 +26,19 @@ function assertInvariant(stats: BatchBufferStats, where: string): void {
   assert.equal(stats.added, accountedFor(stats), `${where}: ${JSON.stringify(stats)}`);
 }
 
+/**
+ * Runs a check inside a buffer callback. The buffer catches what a callback
+ * throws (a throwing hook counts as absent), so a failed assertion there would
+ * go unseen: it is kept in `violations` for the test to assert on.
+ */
+function checkInside(violations: string[], check: () => void): void {
+  try {
+    check();
+  } catch (error) {
+    violations.push(error instanceof Error ? error.message : String(error));
+  }
+}
+
 test("stats() starts at zero", async () => {
   const buffer = new BatchBuffer<number>({ flush: () => {} });
   assert.deepEqual(buffer.stats(), {
@@ -111,21 +124,22 @@ test("stats() counts each outcome: flushed, failed, rejected, in the batch, in t
 
 test("stats().added counts the item the run loop is placing, so it never dips inside a hook", async () => {
   const seen: { where: string; added: number }[] = [];
+  const violations: string[] = [];
   const buffer = new BatchBuffer<number>({
     capacity: 10,
     sizeOf: () => {
       seen.push({ where: "sizeOf", added: buffer.stats().added });
-      assertInvariant(buffer.stats(), "sizeOf");
+      checkInside(violations, () => assertInvariant(buffer.stats(), "sizeOf"));
       return 1;
     },
     willOverflow: () => true,
     canAdd: () => {
-      assertInvariant(buffer.stats(), "canAdd");
+      checkInside(violations, () => assertInvariant(buffer.stats(), "canAdd"));
       return true;
     },
     flush: (_batch, { reason }) => {
       seen.push({ where: reason, added: buffer.stats().added });
-      assertInvariant(buffer.stats(), "flush");
+      checkInside(violations, () => assertInvariant(buffer.stats(), "flush"));
     },
   });
   assert.equal(buffer.tryAdd(1), true);
@@ -139,6 +153,7 @@ test("stats().added counts the item the run loop is placing, so it never dips in
     { where: "overflow", added: 2 },
     { where: "close", added: 2 },
   ]);
+  assert.deepEqual(violations, []);
 });
 
 test("stats() keeps added equal to the sum of every outcome throughout a loaded run", async () => {
@@ -154,13 +169,16 @@ test("stats() keeps added equal to the sum of every outcome throughout a loaded 
   const handedToOnFlushError: number[][] = [];
   const rejectedItems: number[] = [];
 
+  const violations: string[] = [];
   const check = (where: keyof typeof checks): void => {
-    const stats = buffer.stats();
-    assertInvariant(stats, where);
-    assert.ok(stats.added >= resolvedAdds, `${where}: added ${stats.added} < ${resolvedAdds}`);
-    assert.ok(stats.flushesInFlight <= maxConcurrentFlushes);
-    largestInFlight = Math.max(largestInFlight, stats.flushesInFlight);
     checks[where]++;
+    checkInside(violations, () => {
+      const stats = buffer.stats();
+      assertInvariant(stats, where);
+      assert.ok(stats.added >= resolvedAdds, `${where}: added ${stats.added} < ${resolvedAdds}`);
+      assert.ok(stats.flushesInFlight <= maxConcurrentFlushes, `${where}: too many in flight`);
+      largestInFlight = Math.max(largestInFlight, stats.flushesInFlight);
+    });
   };
 
   const buffer = new BatchBuffer<number>({
@@ -221,6 +239,7 @@ test("stats() keeps added equal to the sum of every outcome throughout a loaded 
   buffer.close();
   await running;
 
+  assert.deepEqual(violations.slice(0, 5), [], `${violations.length} failed checks`);
   const total = producers * perProducer;
   const stats = buffer.stats();
   assertInvariant(stats, "after run");
