@@ -387,7 +387,8 @@ export class BatchBuffer<T> implements AsyncDisposable {
     let size = 0;
     if (config.sizeOf !== undefined) {
       size = this.#measure(item);
-      if (!(size >= 0 && size <= config.maxItemBytes)) return this.#reject(item);
+      const valid = typeof size === "number" && Number.isFinite(size) && size >= 0;
+      if (!valid || size > config.maxItemBytes) return this.#reject(item);
     }
     if (
       this.#batch.length > 0 &&
