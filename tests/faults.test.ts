@@ -408,8 +408,23 @@ const answerArb = (pool: unknown[]): fc.Arbitrary<Answer> =>
   );
 
 const predicatePool: unknown[] = [true, false, 0, 1, "", "yes", null, undefined, NaN, {}, []];
-// Non-number sizes are covered row by row above; numbers here keep the property about routing.
-const sizePool: unknown[] = [0, 1, 3, 7, 10, 11, -1, NaN, Infinity, -Infinity, 1e300, 0.5];
+const sizePool: unknown[] = [
+  0,
+  1,
+  3,
+  7,
+  10,
+  11,
+  -1,
+  NaN,
+  Infinity,
+  1e300,
+  0.5,
+  "5",
+  null,
+  true,
+  1n,
+];
 
 test("with random hooks that throw or answer nonsense, every item is accounted for and every error reported once", async () => {
   const scenario = fc.record({
@@ -447,8 +462,8 @@ test("with random hooks that throw or answer nonsense, every item is accounted f
       const sizeValid = (n: number) => {
         const a = pick(sc.sizeOf, n);
         if (a.throws || !sc.budget) return sc.budget ? false : true;
-        const v = a.value as number;
-        return v >= 0 && v <= maxBatchBytes;
+        const v = a.value;
+        return typeof v === "number" && v >= 0 && v <= maxBatchBytes;
       };
       const canAddSays = (n: number) => {
         if (sc.canAdd === null) return true;
