@@ -5,8 +5,9 @@ export class Durations {
   #values: Float64Array;
   #count = 0;
 
+  /** @param expected How many durations to make room for up front (it grows past a million). */
   constructor(expected: number) {
-    this.#values = new Float64Array(expected);
+    this.#values = new Float64Array(Math.min(expected, 1_000_000));
   }
 
   record(ms: number): void {

@@ -24,7 +24,12 @@ interface Result {
   stderr: string;
 }
 
-function runDemo(deno: string, args: string[]): Promise<Result> {
+/** Runs the demo; `onStdout` sees the output so far with the child's pid after each chunk. */
+function runDemo(
+  deno: string,
+  args: string[],
+  onStdout?: (stdout: string, pid: number) => void,
+): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = spawn(deno, ["run", "-A", "demo/main.ts", ...args], {
       cwd: root,
@@ -33,7 +38,10 @@ function runDemo(deno: string, args: string[]): Promise<Result> {
     });
     let stdout = "";
     let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+      onStdout?.(stdout, child.pid!);
+    });
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
     const safetyNet = setTimeout(() => child.kill("SIGKILL"), SAFETY_NET_MS);
     child.on("error", (error) => {
@@ -100,6 +108,24 @@ if (deno === undefined) {
     assert.match(stdout, /batched +500 events in .+: [\d,]+\/s/);
     assert.match(stdout, /one per request +500 events in .+: [\d,]+\/s/);
     assert.match(stdout, /batching was [\d.]+x faster/);
+  });
+
+  test("demo stops its producers on SIGINT and still delivers every event it produced", async () => {
+    let interrupted = false;
+    // Far more events than the run could send before the safety net: only SIGINT ends it in time.
+    const args = ["--items=10000000", "--latency=20"];
+    const { code, stdout, stderr } = await runDemo(deno, args, (stdout, pid) => {
+      // The header is printed after the SIGINT listener is installed.
+      if (interrupted || !stdout.startsWith("demo: ")) return;
+      interrupted = true;
+      // Not child.kill(): Deno's node:child_process then reports the signal, not the exit code.
+      process.kill(pid, "SIGINT");
+    });
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /produced +[\d,]+ events \(stopped early by Ctrl-C\)/);
+    const produced = figure(stdout, "produced");
+    assert.ok(produced < 10_000_000, stdout);
+    assert.equal(figure(stdout, "received") + figure(stdout, "dead-lettered"), produced);
   });
 
   test("demo rejects a bad flag value with a message and exit code 2", async () => {
