@@ -7,9 +7,20 @@ import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { test } from "./harness.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
+const root = findRoot();
 /** Kills a stuck demo; the tests assert on output, never on this time. */
 const SAFETY_NET_MS = 30_000;
+
+/** The repository root: the parent of tests/, or further up when this file was bundled elsewhere. */
+function findRoot(): string {
+  let dir = new URL(".", import.meta.url);
+  while (!existsSync(new URL("demo/main.ts", dir))) {
+    const parent = new URL("..", dir);
+    if (parent.href === dir.href) return fileURLToPath(new URL("..", import.meta.url));
+    dir = parent;
+  }
+  return fileURLToPath(dir);
+}
 
 /** The deno binary: this one when running under Deno, else the npm devDependency. */
 function findDeno(): string | undefined {

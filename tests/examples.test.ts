@@ -11,10 +11,21 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { test } from "./harness.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
+const root = findRoot();
 /** Kills a stuck server; the tests assert on what arrived, never on this time. */
 const SAFETY_NET_MS = 30_000;
 const REQUESTS = 25;
+
+/** The repository root: the parent of tests/, or further up when this file was bundled elsewhere. */
+function findRoot(): string {
+  let dir = new URL(".", import.meta.url);
+  while (!existsSync(new URL("examples/deno_server.ts", dir))) {
+    const parent = new URL("..", dir);
+    if (parent.href === dir.href) return fileURLToPath(new URL("..", import.meta.url));
+    dir = parent;
+  }
+  return fileURLToPath(dir);
+}
 
 /** The runtime's binary: this process when it is that runtime, else the npm devDependency. */
 function findRuntime(name: "deno" | "bun"): string | undefined {
