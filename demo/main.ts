@@ -39,20 +39,24 @@ const collector = startCollector(options);
 let requests = 0;
 let retries = 0;
 
-/** POSTs JSON; retries a failed request with exponential backoff, then throws. */
+/** POSTs JSON; retries a refused or failed request with exponential backoff, then throws. */
 async function post(path: string, body: unknown): Promise<void> {
   for (let attempt = 1;; attempt++) {
     requests++;
-    const response = await fetch(collector.url + path, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    await response.body?.cancel();
-    if (response.ok) return;
-    if (attempt === MAX_ATTEMPTS) {
-      throw new Error(`collector answered ${response.status} ${MAX_ATTEMPTS} times`);
+    let failure: unknown;
+    try {
+      const response = await fetch(collector.url + path, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      await response.body?.cancel();
+      if (response.ok) return;
+      failure = new Error(`collector answered ${response.status}`);
+    } catch (networkError) {
+      failure = networkError;
     }
+    if (attempt === MAX_ATTEMPTS) throw failure;
     retries++;
     // Jitter spreads the retries of concurrent flushes apart.
     const backoff = FIRST_BACKOFF_MS * 2 ** (attempt - 1) * (0.5 + Math.random());
@@ -153,18 +157,22 @@ async function compare(): Promise<void> {
   };
   await Promise.all(Array.from({ length: options.producers }, (_, i) => sendOneByOne(i)));
   const oneByOne = performance.now() - start;
-  const speedup = (produced / elapsed) / (collector.singles / oneByOne);
+  const speedup = collector.singles === 0
+    ? "no single request got through"
+    : `batching was ${
+      ((collector.received / elapsed) / (collector.singles / oneByOne)).toFixed(0)
+    }x faster`;
   console.log(
     [
       "",
       "Compare (same run, same collector)",
-      `  batched          ${count(produced)} events in ${duration(elapsed)}: ${
-        rate(produced, elapsed)
+      `  batched          ${count(collector.received)} events in ${duration(elapsed)}: ${
+        rate(collector.received, elapsed)
       }`,
       `  one per request  ${count(collector.singles)} events in ${duration(oneByOne)}: ${
         rate(collector.singles, oneByOne)
       }${sent < options.items ? " (a sample)" : ""}`,
-      `  batching was ${speedup.toFixed(0)}x faster`,
+      `  ${speedup}`,
     ].join("\n"),
   );
 }
