@@ -5,6 +5,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
+import { FlagError, parseFlags } from "../demo/flags.ts";
 import { test } from "./harness.ts";
 
 const root = findRoot();
@@ -72,6 +73,57 @@ function figure(stdout: string, label: string): number {
   assert.ok(match, `no "${label}" line in:\n${stdout}`);
   return Number(match[1].replaceAll(",", ""));
 }
+
+test("demo flags: defaults, both value forms, and every documented flag", () => {
+  assert.deepEqual(parseFlags([]), {
+    items: 200_000,
+    producers: 8,
+    capacity: 500,
+    interval: 100,
+    concurrency: 4,
+    latency: 10,
+    failRate: 0,
+    compare: false,
+    help: false,
+  });
+  const options = parseFlags([
+    "--items=1000",
+    "--producers",
+    "2",
+    "--capacity=50",
+    "--interval=2.5",
+    "--concurrency=3",
+    "--latency=0",
+    "--fail-rate=0.25",
+    "--compare",
+  ]);
+  assert.deepEqual(
+    [options.items, options.producers, options.capacity, options.interval, options.concurrency],
+    [1000, 2, 50, 2.5, 3],
+  );
+  assert.deepEqual([options.latency, options.failRate, options.compare], [0, 0.25, true]);
+});
+
+test("demo flags: malformed or out-of-range values throw a FlagError naming the flag", () => {
+  const cases: [string[], RegExp][] = [
+    [["--items=1.5"], /--items must be an integer, received "1.5"/],
+    [["--items="], /--items must be an integer, received ""/],
+    [["--producers=0"], /--producers must be an integer from 1 to/],
+    [["--fail-rate=1.1"], /--fail-rate must be a number from 0 to 1, received 1.1/],
+    [["--latency=-1"], /--latency must be a number from 0 to/],
+    [["--interval=Infinity"], /--interval must be a number, received "Infinity"/],
+    [["--capacity"], /argument missing/],
+    [["--nope"], /Unknown option '--nope'/],
+    [["positional"], /Unexpected argument 'positional'/],
+  ];
+  for (const [args, message] of cases) {
+    assert.throws(() => parseFlags(args), (error) => {
+      assert.ok(error instanceof FlagError, `${args}: ${error}`);
+      assert.match(error.message, message);
+      return true;
+    });
+  }
+});
 
 const deno = findDeno();
 if (deno === undefined) {
