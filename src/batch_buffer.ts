@@ -549,9 +549,13 @@ export class BatchBuffer<T> implements AsyncDisposable {
     if (waitUntil !== undefined) this.#call(() => waitUntil(promise));
   }
 
-  #call(callback: () => void): void {
+  /** Calls a void hook; what it throws, or rejects with if it is async, goes to onError. */
+  #call(callback: () => unknown): void {
     try {
-      callback();
+      const result = callback();
+      if (typeof (result as Promise<unknown> | undefined)?.then === "function") {
+        (result as Promise<unknown>).then(undefined, (error) => this.#report(error));
+      }
     } catch (error) {
       this.#report(error);
     }

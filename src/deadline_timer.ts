@@ -6,6 +6,8 @@
  */
 const MAX_TIMEOUT = 2 ** 31 - 1;
 
+const RESOLVED: Promise<void> = Promise.resolve();
+
 /**
  * Calls `onDeadline` once `delay` milliseconds after the latest `start()`, for
  * any delay up to `Infinity` (never). It reads the global `setTimeout`,
@@ -55,7 +57,8 @@ export class DeadlineTimer {
     this.#running = false;
     if (this.#sweepQueued) return;
     this.#sweepQueued = true;
-    queueMicrotask(() => queueMicrotask(this.#sweep));
+    // Promise jobs rather than queueMicrotask, which fake clocks often replace.
+    RESOLVED.then(() => RESOLVED.then(this.#sweep));
   }
 
   /** Removes the deadline and clears the timeout now. */
