@@ -3,19 +3,30 @@
 // from the same sources Deno and JSR use, a package.json derived from
 // deno.json, README.md and LICENSE. Usage: node scripts/build_npm.mjs
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const outDir = join(root, "npm");
-const scratch = join(root, ".tmp", "build_npm");
+const finalDir = join(root, "npm");
+const scratch = join(root, ".tmp", "build_npm", `run-${process.pid}`);
+// Built aside and moved into place at the end, so a run of the tests in the
+// same working tree never sees a half-written npm/.
+const outDir = join(scratch, "npm");
 
 const denoJson = JSON.parse(readFileSync(join(root, "deno.json"), "utf8"));
 const rootPackage = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 
-rmSync(outDir, { recursive: true, force: true });
+rmSync(scratch, { recursive: true, force: true });
 mkdirSync(scratch, { recursive: true });
 
 // tsc 7 takes its options from a tsconfig; keep it out of the repo so editors
@@ -98,4 +109,7 @@ writeFileSync(join(outDir, "package.json"), JSON.stringify(packageJson, null, 2)
 copyFileSync(join(root, "README.md"), join(outDir, "README.md"));
 copyFileSync(join(root, "LICENSE"), join(outDir, "LICENSE"));
 
+rmSync(finalDir, { recursive: true, force: true });
+renameSync(outDir, finalDir);
+rmSync(scratch, { recursive: true, force: true });
 console.log(`build_npm: ${packageJson.name}@${packageJson.version} built in npm/`);

@@ -19,7 +19,7 @@ import * as esbuild from "esbuild";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const readmePath = resolve(process.argv[2] ?? join(root, "README.md"));
 const npmDir = join(root, "npm");
-const outDir = join(root, ".tmp", "readme-snippets");
+const outDir = join(root, ".tmp", "readme-snippets", `run-${process.pid}`);
 
 if (!existsSync(join(npmDir, "package.json"))) {
   console.error("check_readme: npm/ is missing; run `node scripts/build_npm.mjs` first");
@@ -77,8 +77,12 @@ for (const snippet of snippets) {
     target: "node20",
     sourcefile: `${basename(readmePath)}:${snippet.line}`,
   });
-  const file = join(outDir, `readme_line_${snippet.line}.mjs`);
-  writeFileSync(file, code);
+  const module = `readme_line_${snippet.line}.mjs`;
+  writeFileSync(join(outDir, module), code);
+  // Imported, not run as the entry point: Bun serves an entry point whose
+  // default export has a `fetch` method (like the Workers snippet).
+  const file = join(outDir, `run_${module}`);
+  writeFileSync(file, `import "./${module}";\n`);
   for (const runtime of runtimes) {
     const result = spawnSync(runtime.command, [...runtime.args, file], {
       cwd: outDir,
@@ -101,4 +105,5 @@ for (const snippet of snippets) {
   }
 }
 console.log(`README snippets: ${passed} passed, ${failed} failed (${snippets.length} snippets)`);
+rmSync(outDir, { recursive: true, force: true });
 process.exit(failed > 0 ? 1 : 0);

@@ -18,7 +18,10 @@ import * as esbuild from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const npmDir = join(root, "npm");
-const outDir = join(root, ".tmp", "node-tests");
+// One folder per run: other runs in the same working tree must not clobber it.
+const outDir = join(root, ".tmp", "node-tests", `run-${process.pid}`);
+/** A test that takes longer has hung: it fails instead of stalling `npm test`. */
+const TEST_TIMEOUT_MS = 120_000;
 
 /**
  * Test files that cannot run on the oldest supported Node, with the reason
@@ -112,9 +115,13 @@ function step(name, command, commandArgs, options = {}) {
 }
 
 if (compiled.length > 0) {
+  // --test-timeout exists from Node 20.11.
+  const [major, minor] = process.versions.node.split(".").map(Number);
+  const timeout = major > 20 || minor >= 11 ? [`--test-timeout=${TEST_TIMEOUT_MS}`] : [];
   step(`node --test (${compiled.length} files against npm/)`, process.execPath, [
     "--test",
     "--test-reporter=spec",
+    ...timeout,
     ...compiled,
   ], { cwd: outDir });
 } else {
@@ -167,4 +174,5 @@ function checkPackedFiles() {
   }
 }
 
+rmSync(outDir, { recursive: true, force: true });
 process.exit(failed ? 1 : 0);

@@ -9,31 +9,37 @@
 //   fetches batches to "receiver" through a service binding) and checks that
 //   every event arrived exactly once.
 //
+// - readme-driver: each Workers snippet of README.md (a block that imports
+//   "@batchkit/buffer" and has `export default`) answers a request.
+//
 // Prints `workerd: N passed, M failed` and exits non-zero on any failure.
 import { spawn } from "node:child_process";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const outDir = join(root, ".tmp", "workerd");
+const outDir = join(root, ".tmp", "workerd", `run-${process.pid}`);
 const COMPATIBILITY_DATE = "2026-01-01";
 const RUN_TIMEOUT_MS = 180_000;
 
 const workers = [
+  // `tested` services have a test() handler; the others are their peers.
   {
     service: "buffer-smoke",
     entry: "tests/workerd/buffer_worker.ts",
     flags: [],
     bindings: [],
+    tested: true,
   },
   {
     service: "edge-driver",
     entry: "tests/workerd/edge_driver.ts",
     flags: ["nodejs_compat"], // for node:assert in the driver only
     bindings: [["EDGE", "edge"], ["RECEIVER", "receiver"]],
+    tested: true,
   },
   {
     // The example itself, bundled as a user's wrangler would: no compat flags.
@@ -50,13 +56,63 @@ const workers = [
   },
 ];
 
+/**
+ * The README's Workers snippets: ```ts/```js blocks that import the package
+ * and `export default` a handler (blocks marked `ignore` or `no-run` are left out).
+ */
+function readmeWorkerSnippets() {
+  const lines = readFileSync(join(root, "README.md"), "utf8").split("\n");
+  const snippets = [];
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^```(ts|js|typescript|javascript)\b(.*)$/.exec(lines[i]);
+    if (open === null) continue;
+    const end = lines.indexOf("```", i + 1);
+    if (end === -1) break;
+    const code = lines.slice(i + 1, end).join("\n");
+    if (
+      !/\b(ignore|no-run)\b/.test(open[2]) && /from\s*["']@batchkit\/buffer["']/.test(code) &&
+      /^export default\b/m.test(code)
+    ) {
+      snippets.push({ line: i + 1, code, loader: open[1].startsWith("t") ? "ts" : "js" });
+    }
+    i = end;
+  }
+  return snippets;
+}
+
+/** Resolves the package name to this repository's mod.ts, as an install would. */
+const packageFromSource = {
+  name: "package-from-source",
+  setup(build) {
+    build.onResolve({ filter: /^@batchkit\/buffer$/ }, () => ({ path: join(root, "mod.ts") }));
+  },
+};
+
 const started = performance.now();
+const readmeSnippets = readmeWorkerSnippets();
+for (const snippet of readmeSnippets) {
+  const service = `readme-line-${snippet.line}`;
+  workers.push({
+    service,
+    source: { contents: snippet.code, loader: snippet.loader, resolveDir: root },
+    flags: [],
+    bindings: [],
+  });
+}
+workers.push({
+  service: "readme-driver",
+  entry: "tests/workerd/readme_driver.ts",
+  flags: [],
+  bindings: readmeSnippets.map((s) => [`SNIPPET_LINE_${s.line}`, `readme-line-${s.line}`]),
+  tested: true,
+});
 rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
 
 for (const worker of workers) {
   await esbuild.build({
-    entryPoints: [join(root, worker.entry)],
+    ...(worker.source ? { stdin: worker.source } : { entryPoints: [join(root, worker.entry)] }),
+    plugins: [packageFromSource],
     outfile: join(outDir, `${worker.service}.js`),
     bundle: true,
     format: "esm",
@@ -118,7 +174,7 @@ const checksFailed = output.match(/^CHECK FAIL /gm)?.length ?? 0;
 // A service that failed without reporting a failed check (e.g. it did not load).
 const failedServices = [...output.matchAll(/\[ FAIL \] (\S+)/g)].map((m) => m[1]);
 const passedServices = [...output.matchAll(/\[ PASS \] (\S+)/g)].map((m) => m[1]);
-const testedServices = workers.filter((w) => w.service !== "edge" && w.service !== "receiver");
+const testedServices = workers.filter((w) => w.tested);
 const unreported = testedServices.filter((w) =>
   !passedServices.includes(w.service) && !failedServices.includes(w.service)
 );
@@ -127,6 +183,7 @@ if (checksFailed === 0) failed += failedServices.length;
 failed += unreported.length;
 if (exitCode !== 0 && failed === 0) failed = 1;
 
+rmSync(outDir, { recursive: true, force: true });
 const seconds = ((performance.now() - started) / 1000).toFixed(1);
 if (unreported.length > 0) {
   console.error(`workerd: no result from ${unreported.map((w) => w.service).join(", ")}`);
