@@ -1,0 +1,207 @@
+import assert from "node:assert/strict";
+import { Channel } from "../src/channel.ts";
+import { drain } from "./batch_buffer_helpers.ts";
+import { test } from "./harness.ts";
+
+/** Starts a consumer that takes every item as soon as it is ready. */
+function takeEverything<T>(channel: Channel<T>): T[] {
+  const taken: T[] = [];
+  channel.open(() => {
+    while (channel.hasItem) taken.push(channel.take());
+  });
+  return taken;
+}
+
+/** Records how a promise settled, without awaiting it. */
+function outcome(
+  promise: Promise<void>,
+): { state: "pending" | "resolved" | "rejected"; reason?: unknown } {
+  const result: { state: "pending" | "resolved" | "rejected"; reason?: unknown } = {
+    state: "pending",
+  };
+  promise.then(
+    () => void (result.state = "resolved"),
+    (reason) => {
+      result.state = "rejected";
+      result.reason = reason;
+    },
+  );
+  return result;
+}
+
+test("Channel delivers items in the order they were sent", async () => {
+  const channel = new Channel<number>(4);
+  for (let i = 0; i < 4; i++) await channel.send(i);
+  const taken = takeEverything(channel);
+  for (let i = 4; i < 20; i++) await channel.send(i);
+  await drain();
+  assert.deepEqual(taken, Array.from({ length: 20 }, (_, i) => i));
+  assert.equal(channel.size, 0);
+});
+
+test("Channel holds items without delivering them until open()", async () => {
+  const channel = new Channel<string>(2);
+  await channel.send("a");
+  await drain();
+  assert.equal(channel.size, 1);
+  assert.equal(channel.hasItem, false);
+  const taken = takeEverything(channel);
+  await drain();
+  assert.deepEqual(taken, ["a"]);
+});
+
+test("Channel.size never exceeds capacity with 5000 concurrent blocked senders, admitted in call order", async () => {
+  const capacity = 8;
+  const senders = 5000;
+  const channel = new Channel<number>(capacity);
+  let largestSize = 0;
+  const observe = () => {
+    largestSize = Math.max(largestSize, channel.size);
+    assert.ok(channel.size <= capacity, `size ${channel.size} > capacity ${capacity}`);
+  };
+  const admitted: number[] = [];
+  const sends: Promise<void>[] = [];
+  for (let i = 0; i < senders; i++) {
+    sends.push(
+      channel.send(i).then(() => {
+        admitted.push(i);
+        observe();
+      }),
+    );
+    observe();
+  }
+  assert.equal(channel.waiting, senders - capacity);
+  const taken: number[] = [];
+  // The consumer takes each item a microtask after it is offered, so waiters pile up and wake often.
+  channel.open(() => {
+    observe();
+    queueMicrotask(() => {
+      observe();
+      if (channel.hasItem) taken.push(channel.take());
+      observe();
+    });
+  });
+  await Promise.all(sends);
+  while (taken.length < senders) await drain();
+  const inOrder = Array.from({ length: senders }, (_, i) => i);
+  assert.deepEqual(admitted, inOrder);
+  assert.deepEqual(taken, inOrder);
+  assert.equal(largestSize, capacity, "the channel did fill up");
+  assert.equal(channel.size, 0);
+  assert.equal(channel.waiting, 0);
+});
+
+test("Channel.send() with an already-aborted signal rejects with its reason even when there is room", async () => {
+  const channel = new Channel<string>(4);
+  const reason = new Error("gave up");
+  await assert.rejects(channel.send("x", AbortSignal.abort(reason)), (error) => error === reason);
+  assert.equal(channel.size, 0);
+  const taken = takeEverything(channel);
+  await channel.send("y");
+  await drain();
+  assert.deepEqual(taken, ["y"]);
+});
+
+test("Channel.send() whose signal aborts while waiting leaves the line and its item is never delivered", async () => {
+  const channel = new Channel<string>(1);
+  await channel.send("a");
+  const controller = new AbortController();
+  const waitingB = channel.send("b", controller.signal);
+  const waitingC = channel.send("c");
+  assert.equal(channel.waiting, 2);
+  const reason = new Error("timeout");
+  controller.abort(reason);
+  await assert.rejects(waitingB, (error) => error === reason);
+  assert.equal(channel.waiting, 1);
+  assert.equal(channel.size, 1);
+  const taken = takeEverything(channel);
+  await waitingC;
+  await drain();
+  assert.deepEqual(taken, ["a", "c"]);
+});
+
+test("Channel keeps the order of the other waiters when a middle waiter aborts", async () => {
+  const channel = new Channel<number>(1);
+  await channel.send(0);
+  const controllers = [1, 2, 3, 4].map(() => new AbortController());
+  const sends = controllers.map((c, i) => channel.send(i + 1, c.signal));
+  controllers[1].abort("two");
+  controllers[3].abort("four");
+  assert.equal(channel.waiting, 2);
+  const taken = takeEverything(channel);
+  await sends[0];
+  await sends[2];
+  await Promise.allSettled(sends);
+  await drain();
+  assert.deepEqual(taken, [0, 1, 3]);
+});
+
+test("Channel ignores an abort that comes after the item was admitted", async () => {
+  const channel = new Channel<string>(1);
+  await channel.send("a");
+  const controller = new AbortController();
+  const waitingB = channel.send("b", controller.signal);
+  const taken = takeEverything(channel);
+  await waitingB; // admitted once "a" was taken
+  controller.abort(new Error("too late"));
+  await drain();
+  assert.deepEqual(taken, ["a", "b"]);
+});
+
+test("Channel.close() rejects every waiter with the error factory's value and keeps accepted items", async () => {
+  const channel = new Channel<number>(2);
+  await channel.send(1);
+  await channel.send(2);
+  const waiters = [3, 4, 5].map((item) => outcome(channel.send(item)));
+  assert.equal(channel.waiting, 3);
+  channel.close((item) => new Error(`closed before ${item}`));
+  await drain();
+  assert.deepEqual(
+    waiters.map((w) => [w.state, (w.reason as Error).message]),
+    [
+      ["rejected", "closed before 3"],
+      ["rejected", "closed before 4"],
+      ["rejected", "closed before 5"],
+    ],
+  );
+  assert.equal(channel.waiting, 0);
+  assert.equal(channel.size, 2);
+  const taken = takeEverything(channel);
+  await drain();
+  assert.deepEqual(taken, [1, 2]);
+});
+
+test("Channel.send() after close() rejects with the first error factory's value", async () => {
+  const channel = new Channel<string>(2);
+  channel.close((item) => new Error(`first ${item}`));
+  channel.close((item) => new Error(`second ${item}`)); // a second close changes nothing
+  await assert.rejects(channel.send("x"), { message: "first x" });
+  await assert.rejects(channel.send("y", AbortSignal.abort()), { message: "first y" });
+  assert.equal(channel.size, 0);
+});
+
+test("Channel.trySend() returns false when full and never jumps the line of waiting senders", async () => {
+  const channel = new Channel<number>(2);
+  assert.equal(channel.trySend(1), true);
+  assert.equal(channel.trySend(2), true);
+  assert.equal(channel.trySend(3), false, "full");
+  assert.equal(channel.size, 2);
+  const waiting4 = channel.send(4);
+  const waiting5 = channel.send(5);
+  assert.equal(channel.waiting, 2);
+  const taken: number[] = [];
+  const triedWhileWaitersQueued: boolean[] = [];
+  channel.open(() => {
+    const waitersBefore = channel.waiting;
+    taken.push(channel.take());
+    if (waitersBefore > 0) triedWhileWaitersQueued.push(channel.trySend(100 + taken.length));
+  });
+  await waiting4;
+  await waiting5;
+  await drain();
+  assert.deepEqual(triedWhileWaitersQueued, [false, false]);
+  assert.deepEqual(taken, [1, 2, 4, 5]);
+  assert.equal(channel.trySend(6), true, "room again once the line is empty");
+  await drain();
+  assert.deepEqual(taken, [1, 2, 4, 5, 6]);
+});
