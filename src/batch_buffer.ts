@@ -14,10 +14,10 @@ import type { AddOptions, BatchBufferConfig, BatchBufferStats, FlushReason } fro
 interface FlushRequest {
   /** Done once this many items have been taken by the run loop. */
   readonly upTo: number;
-  /** The flushes holding those items; the request resolves when all settle. */
-  readonly flushes: Promise<void>[];
+  /** The flushes (by batch) holding those items that have not settled yet. */
+  readonly unsettled: Set<unknown[]>;
   readonly promise: Promise<void>;
-  readonly resolve: (settled: Promise<unknown>) => void;
+  readonly resolve: () => void;
 }
 
 type State = "new" | "running" | "done";
@@ -74,7 +74,10 @@ export class BatchBuffer<T> implements AsyncDisposable {
   #owed: FlushReason | undefined;
   #flushRequests: FlushRequest[] = [];
   #flushesInFlight = 0;
-  #inFlight = new Set<Promise<void>>();
+  /** The batches of the flushes in flight. */
+  #inFlight = new Set<unknown[]>();
+  /** Answered flush() requests still waiting for their flushes to settle. */
+  #answered = new Set<FlushRequest>();
   #looping = false;
   #loopAgain = false;
   /** True while the user's flush runs synchronously (for re-entrant flush() calls). */
@@ -243,9 +246,11 @@ export class BatchBuffer<T> implements AsyncDisposable {
     const upTo = this.#taken + this.#inHand + this.#channel.size;
     let request = this.#flushRequests.at(-1);
     if (request === undefined || request.upTo !== upTo) {
-      let resolve!: (settled: Promise<unknown>) => void;
-      const promise = new Promise<unknown>((r) => (resolve = r)).then(() => {});
-      request = { upTo, flushes: [...this.#inFlight], promise, resolve };
+      let resolve!: () => void;
+      // Resolved by a plain call, never through a promise made elsewhere: Workers
+      // drop promise reactions queued in the context of a request that ended.
+      const promise = new Promise<void>((r) => (resolve = r));
+      request = { upTo, unsettled: new Set(this.#inFlight), promise, resolve };
       this.#flushRequests.push(request);
       this.#runLoop();
     }
@@ -440,21 +445,24 @@ export class BatchBuffer<T> implements AsyncDisposable {
       return;
     }
     const settled: Promise<void> = Promise.resolve(result).then(
-      () => {
-        this.#inFlight.delete(settled);
-        this.#settle(batch, undefined, false);
-      },
-      (error) => {
-        this.#inFlight.delete(settled);
-        this.#settle(batch, error, true);
-      },
+      () => this.#settle(batch, undefined, false),
+      (error) => this.#settle(batch, error, true),
     );
-    this.#inFlight.add(settled);
-    for (const request of this.#flushRequests) request.flushes.push(settled);
+    this.#inFlight.add(batch);
+    for (const request of this.#flushRequests) request.unsettled.add(batch);
     this.#waitUntil(settled);
   }
 
   #settle(batch: T[], error: unknown, failed: boolean): void {
+    this.#inFlight.delete(batch);
+    for (const request of this.#flushRequests) request.unsettled.delete(batch);
+    for (const request of this.#answered) {
+      request.unsettled.delete(batch);
+      if (request.unsettled.size === 0) {
+        this.#answered.delete(request);
+        request.resolve();
+      }
+    }
     this.#flushesInFlight--;
     this.#inFlightItems -= batch.length;
     if (failed) {
@@ -487,7 +495,8 @@ export class BatchBuffer<T> implements AsyncDisposable {
   #answerFlushRequest(): void {
     this.#startFlush("manual"); // joins the request's flushes while still queued
     const request = this.#flushRequests.shift()!;
-    request.resolve(Promise.all(request.flushes));
+    if (request.unsettled.size === 0) request.resolve();
+    else this.#answered.add(request);
   }
 
   #finish(): void {
