@@ -161,6 +161,42 @@ test("BatchBuffer delivers 10 concurrent producers x 100 items exactly once, eac
   assert.ok(maxInChannel <= 5);
 });
 
+test("BatchBuffer keeps itemsInChannel within chanSize and admits 3000 concurrent producers in call order", async () => {
+  const chanSize = 16;
+  let largest = 0;
+  const observe = () => {
+    largest = Math.max(largest, buffer.itemsInChannel);
+    assert.ok(buffer.itemsInChannel <= chanSize, `itemsInChannel ${buffer.itemsInChannel}`);
+  };
+  const flushed: number[] = [];
+  const buffer = new BatchBuffer<number>({
+    capacity: 10,
+    chanSize,
+    flush: async (batch) => {
+      observe();
+      await Promise.resolve();
+      flushed.push(...batch);
+    },
+  });
+  const running = buffer.run();
+  const admitted: number[] = [];
+  const adds = Array.from({ length: 3000 }, (_, i) => {
+    const add = buffer.add(i).then(() => {
+      admitted.push(i);
+      observe();
+    });
+    observe();
+    return add;
+  });
+  await Promise.all(adds);
+  buffer.close();
+  await running;
+  const inOrder = Array.from({ length: 3000 }, (_, i) => i);
+  assert.deepEqual(admitted, inOrder);
+  assert.deepEqual(flushed, inOrder);
+  assert.equal(largest, chanSize, "the channel did fill up");
+});
+
 test("BatchBuffer.add() under backpressure rejects when AbortSignal.timeout() fires and the item is never flushed", async () => {
   const { calls, flush } = controlledFlush<number>();
   const buffer = new BatchBuffer<number>({ flush, capacity: 1, chanSize: 1 });

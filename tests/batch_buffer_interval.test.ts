@@ -176,3 +176,25 @@ test("BatchBuffer with a tiny fractional interval still flushes by interval", as
     await running;
   });
 });
+
+test("BatchBuffer gives a batch begun right after a full flush its own full interval", async () => {
+  await withFakeClock(async (clock) => {
+    const flushes: [string[], string, number][] = [];
+    const buffer = new BatchBuffer<string>({
+      capacity: 2,
+      flushInterval: 1000,
+      flush: (batch, { reason }) => void flushes.push([batch, reason, clock.now]),
+    });
+    const running = buffer.run();
+    await buffer.add("a");
+    await clock.tickAsync(900);
+    await buffer.add("b"); // full flush at t=900
+    await buffer.add("c"); // in the same turn: the stopped timeout may be reused
+    await clock.tickAsync(999);
+    assert.equal(flushes.length, 1, "c's deadline is 1900, not a's 1000");
+    await clock.tickAsync(1);
+    assert.deepEqual(flushes, [[["a", "b"], "full", 900], [["c"], "interval", 1900]]);
+    buffer.close();
+    await running;
+  });
+});
