@@ -71,9 +71,15 @@ export function controlledFlush<T>(): {
   };
 }
 
-/** Runs `body` with a fake clock installed, uninstalling it whatever happens. */
+/**
+ * Runs `body` with a fake clock installed, uninstalling it whatever happens.
+ * Only timers and clocks are faked: node:test schedules its next test with the
+ * global setImmediate, and a faked one silently ends the Node test process.
+ */
 export async function withFakeClock(body: (clock: Clock) => Promise<void>): Promise<void> {
-  const clock = FakeTimers.install();
+  const clock = FakeTimers.install({
+    toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date", "performance"],
+  });
   try {
     await body(clock);
   } finally {
