@@ -425,8 +425,10 @@ export class BatchBuffer<T> implements AsyncDisposable {
     this.#batch = [];
     this.#batchBytes = 0;
     this.#timer.stop();
+    // Counted now: the array belongs to flush, which may empty or change it.
+    const size = batch.length;
     this.#flushesInFlight++;
-    this.#inFlightItems += batch.length;
+    this.#inFlightItems += size;
     let result: void | Promise<void> = undefined;
     let threw = false;
     let thrown: unknown;
@@ -440,20 +442,20 @@ export class BatchBuffer<T> implements AsyncDisposable {
       this.#insideFlush = false;
     }
     if (threw || typeof (result as Promise<void> | undefined)?.then !== "function") {
-      this.#settle(batch, thrown, threw); // a synchronous flush settles here, at no cost
+      this.#settle(batch, size, thrown, threw); // a synchronous flush settles here, at no cost
       this.#waitUntil(RESOLVED);
       return;
     }
     const settled: Promise<void> = Promise.resolve(result).then(
-      () => this.#settle(batch, undefined, false),
-      (error) => this.#settle(batch, error, true),
+      () => this.#settle(batch, size, undefined, false),
+      (error) => this.#settle(batch, size, error, true),
     );
     this.#inFlight.add(batch);
     for (const request of this.#flushRequests) request.unsettled.add(batch);
     this.#waitUntil(settled);
   }
 
-  #settle(batch: T[], error: unknown, failed: boolean): void {
+  #settle(batch: T[], size: number, error: unknown, failed: boolean): void {
     this.#inFlight.delete(batch);
     for (const request of this.#flushRequests) request.unsettled.delete(batch);
     for (const request of this.#answered) {
@@ -464,21 +466,21 @@ export class BatchBuffer<T> implements AsyncDisposable {
       }
     }
     this.#flushesInFlight--;
-    this.#inFlightItems -= batch.length;
+    this.#inFlightItems -= size;
     if (failed) {
       this.#failedFlushes++;
-      this.#failedItems += batch.length;
+      this.#failedItems += size;
       const onFlushError = this.#config.onFlushError;
       if (onFlushError === undefined) {
         this.#report(
-          new Error(`flush failed; its ${batch.length} items were not delivered`, { cause: error }),
+          new Error(`flush failed; its ${size} items were not delivered`, { cause: error }),
         );
       } else {
         this.#call(() => onFlushError(error, batch));
       }
     } else {
       this.#flushes++;
-      this.#flushedItems += batch.length;
+      this.#flushedItems += size;
     }
     this.#runLoop();
   }
