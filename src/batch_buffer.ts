@@ -24,6 +24,9 @@ type State = "new" | "running" | "done";
 
 const NEVER_ABORTS: AbortSignal = new AbortController().signal;
 
+/** Marks the end of addAll()'s items. */
+const DONE: unique symbol = Symbol("done");
+
 /**
  * A batching buffer. Producers `await buffer.add(item)`; one run loop gathers
  * the items into batches and hands each to `flush` when it is full, when the
@@ -193,18 +196,67 @@ export class BatchBuffer<T> implements AsyncDisposable {
     if (items === null || typeof (items as Iterable<T>)?.[Symbol.iterator] !== "function") {
       throw new TypeError(`items must be iterable, received ${describe(items)}`);
     }
-    let accepted = 0;
+    // Arrays are read by index: an iterator's next() costs as much as adding the item.
+    let source: readonly T[] | Iterator<T> | undefined;
+    const progress = { accepted: 0 };
     try {
-      for (const item of items) {
-        if (this.#closed) throw new BufferClosedError(item);
-        if (signal?.aborted) throw signal.reason;
-        if (this.#takesDirectly()) this.#processDirectly(item);
-        else if (!this.#channel.trySend(item)) await this.#channel.send(item, signal);
-        accepted++;
+      source = Array.isArray(items) ? items : items[Symbol.iterator]();
+      for (;;) {
+        if (this.#addWhileReady(source, signal, progress)) return;
+        const item = this.#pull(source, progress.accepted);
+        if (item === DONE) return;
+        await this.#channel.send(item, signal); // checks close and abort itself
+        progress.accepted++;
       }
     } catch (cause) {
-      throw new AddAllError(accepted, cause);
+      if (source !== undefined && !Array.isArray(source)) (source as Iterator<T>).return?.();
+      throw new AddAllError(progress.accepted, cause);
     }
+  }
+
+  /**
+   * Adds items synchronously for as long as none would have to wait; true once
+   * the source is exhausted. Kept out of addAll() because a loop inside an
+   * async function compiles to much slower code.
+   */
+  #addWhileReady(
+    source: readonly T[] | Iterator<T>,
+    signal: AbortSignal | undefined,
+    progress: { accepted: number },
+  ): boolean {
+    for (;;) {
+      if (this.#takesDirectly()) {
+        // One hand-off for a whole run of items, for as long as the run loop stays idle.
+        this.#looping = true;
+        try {
+          do {
+            const item = this.#pull(source, progress.accepted);
+            if (item === DONE) return true;
+            if (signal?.aborted) throw signal.reason;
+            this.#process(item);
+            progress.accepted++;
+          } while (!this.#loopAgain && this.#hasFreeSlot() && this.#channel.size === 0);
+        } finally {
+          this.#looping = false;
+          if (this.#loopAgain) this.#runLoop();
+        }
+        continue;
+      }
+      if (!this.#channel.hasRoom) return false;
+      const item = this.#pull(source, progress.accepted);
+      if (item === DONE) return true;
+      if (this.#closed) throw new BufferClosedError(item);
+      if (signal?.aborted) throw signal.reason;
+      this.#channel.trySend(item);
+      progress.accepted++;
+    }
+  }
+
+  /** The next item of addAll()'s source, or DONE. */
+  #pull(source: readonly T[] | Iterator<T>, index: number): T | typeof DONE {
+    if (Array.isArray(source)) return index < source.length ? source[index] : DONE;
+    const next = (source as Iterator<T>).next();
+    return next.done ? DONE : next.value;
   }
 
   /**

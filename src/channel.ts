@@ -92,9 +92,14 @@ export class Channel<T> {
     return item;
   }
 
+  /** True when `trySend()` would queue an item: there is room and nobody waits. */
+  get hasRoom(): boolean {
+    return this.#waiting === 0 && this.#size < this.#capacity;
+  }
+
   /** Queues the item when there is room and nobody is waiting for it. */
   trySend(item: T): boolean {
-    if (this.#waiting > 0 || this.#size >= this.#capacity) return false;
+    if (!this.hasRoom) return false;
     this.#write(item);
     return true;
   }
