@@ -1,16 +1,7 @@
 import assert from "node:assert/strict";
 import { AddAllError, BatchBuffer, BufferClosedError } from "../mod.ts";
 import { test } from "./harness.ts";
-
-async function settle(turns = 3): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setTimeout(resolve, 0));
-}
-
-function track(promise: Promise<unknown>): { settled: boolean } {
-  const state = { settled: false };
-  promise.then(() => (state.settled = true), () => (state.settled = true));
-  return state;
-}
+import { settle, track } from "./helpers.ts";
 
 /** Rejects the test unless `promise` rejects with an AddAllError; returns that error. */
 async function addAllError(promise: Promise<unknown>): Promise<AddAllError> {

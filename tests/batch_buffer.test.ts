@@ -1,7 +1,7 @@
 // The Go package's own test cases, plus add() and the per-item steps (issue 2 points 3, 5, 6).
 import assert from "node:assert/strict";
 import { BatchBuffer, BufferClosedError } from "../mod.ts";
-import { controlledFlush, drain, recordingFlush, withFakeClock } from "./batch_buffer_helpers.ts";
+import { controlledFlush, recordingFlush, settle, withFakeClock } from "./helpers.ts";
 import { test } from "./harness.ts";
 
 test("BatchBuffer flushes a batch as soon as it reaches capacity", async () => {
@@ -209,13 +209,13 @@ test("BatchBuffer.add() under backpressure rejects when AbortSignal.timeout() fi
     (error) => void (reason = error),
   );
   // Node's AbortSignal.timeout() does not keep the event loop alive; these yields do.
-  while (reason === undefined) await drain();
+  while (reason === undefined) await settle(1);
   assert.ok(reason instanceof DOMException);
   assert.equal(reason.name, "TimeoutError");
   assert.equal(buffer.itemsInChannel, 1);
   buffer.close();
   calls[0].done.resolve();
-  while (calls.length < 2) await drain();
+  while (calls.length < 2) await settle(1);
   calls[1].done.resolve();
   await running;
   assert.deepEqual(calls.map((c) => c.batch), [[0], [1]]);
@@ -236,7 +236,7 @@ test("BatchBuffer.add() waiting for room rejects with the abort reason and the i
   assert.deepEqual([stats.added, stats.itemsInChannel], [2, 1]);
   buffer.close();
   calls[0].done.resolve();
-  while (calls.length < 2) await drain();
+  while (calls.length < 2) await settle(1);
   calls[1].done.resolve();
   await running;
   assert.deepEqual(calls.map((c) => c.batch), [[0], [1]]);
@@ -308,7 +308,7 @@ test("BatchBuffer.add() resolves once the item is accepted and waits while the c
   await buffer.add(2);
   let thirdAccepted = false;
   const third = buffer.add(3).then(() => void (thirdAccepted = true));
-  await drain();
+  await settle(1);
   assert.equal(thirdAccepted, false);
   assert.equal(buffer.itemsInChannel, 2);
   const running = buffer.run();

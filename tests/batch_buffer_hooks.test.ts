@@ -1,7 +1,7 @@
 // Hooks that throw (issue 2 point 6 and the decisions in the brief).
 import assert from "node:assert/strict";
 import { BatchBuffer, type BatchBufferConfig } from "../mod.ts";
-import { drain, recordingFlush } from "./batch_buffer_helpers.ts";
+import { recordingFlush, settle } from "./helpers.ts";
 import { test } from "./harness.ts";
 
 /** Runs items 0..count-1 through a buffer built from `config` and returns what happened. */
@@ -201,7 +201,7 @@ test("BatchBuffer sends hook errors to console.error by default, and there when 
     await second.add(1);
     second.close();
     await running2;
-    await drain();
+    await settle(1);
     assert.deepEqual(logged, [boom(0), onErrorFailure]);
     assert.deepEqual(calls.map((c) => c.batch), [[0], [1]]);
   } finally {

@@ -1,7 +1,7 @@
 // Interval flushes under a fake clock (issue 2 point 7).
 import assert from "node:assert/strict";
 import { BatchBuffer } from "../mod.ts";
-import { controlledFlush, recordingFlush, withFakeClock } from "./batch_buffer_helpers.ts";
+import { controlledFlush, recordingFlush, withFakeClock } from "./helpers.ts";
 import { test } from "./harness.ts";
 
 test("BatchBuffer never lets an item wait in a partial batch longer than flushInterval", async () => {

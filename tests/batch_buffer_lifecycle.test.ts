@@ -1,7 +1,7 @@
 // run(), close() and ordering (issue 2 points 3, 4, 8, 9).
 import assert from "node:assert/strict";
 import { BatchBuffer, BufferClosedError } from "../mod.ts";
-import { controlledFlush, drain, recordingFlush } from "./batch_buffer_helpers.ts";
+import { controlledFlush, recordingFlush, settle } from "./helpers.ts";
 import { test } from "./harness.ts";
 
 test("BatchBuffer.run() called twice rejects the second call and the first run keeps working", async () => {
@@ -33,7 +33,7 @@ test("BatchBuffer accepts adds before run() and blocks producers once chanSize i
   const buffer = new BatchBuffer<number>({ flush, capacity: 2, chanSize: 3 });
   const accepted: number[] = [];
   const adds = [0, 1, 2, 3, 4].map((i) => buffer.add(i).then(() => void accepted.push(i)));
-  await drain();
+  await settle(1);
   assert.deepEqual(accepted, [0, 1, 2]);
   assert.equal(buffer.itemsInChannel, 3);
   assert.equal(calls.length, 0, "nothing is flushed before run()");
@@ -45,21 +45,21 @@ test("BatchBuffer accepts adds before run() and blocks producers once chanSize i
   assert.deepEqual(calls.map((c) => c.batch), [[0, 1], [2, 3], [4]]);
 });
 
-test("BatchBuffer.run() resolves only after close(), the full drain and the final flush settled", async () => {
+test("BatchBuffer.run() resolves only after close(), the full settle and the final flush settled", async () => {
   const { calls, flush } = controlledFlush<number>();
   const buffer = new BatchBuffer<number>({ flush, capacity: 2, chanSize: 10 });
   let runDone = false;
   const running = buffer.run().then(() => void (runDone = true));
   for (let i = 0; i < 5; i++) await buffer.add(i); // [0,1] in flight, 2..4 in the channel
-  await drain();
+  await settle(1);
   assert.equal(runDone, false, "not closed yet");
   buffer.close();
-  await drain();
+  await settle(1);
   assert.equal(runDone, false, "items still queued");
   calls[0].done.resolve();
-  await drain();
+  await settle(1);
   calls[1].done.resolve();
-  await drain();
+  await settle(1);
   assert.deepEqual(calls.map((c) => [c.batch, c.reason]), [
     [[0, 1], "full"],
     [[2, 3], "full"],
@@ -80,7 +80,7 @@ test("BatchBuffer keeps running and flushing after its run signal aborts", async
   await buffer.add(0);
   controller.abort(new Error("shutdown requested"));
   for (let i = 1; i < 5; i++) await buffer.add(i);
-  await drain();
+  await settle(1);
   assert.equal(runDone, false, "only close() ends the run");
   buffer.close();
   await running;
@@ -156,7 +156,7 @@ test("BatchBuffer runs one flush at a time and flushes items in acceptance order
   let settled = 0;
   // Settle flushes by hand, one per step, checking that never two are pending.
   while (!runDone) {
-    await drain();
+    await settle(1);
     assert.ok(calls.length - settled <= 1, `${calls.length - settled} flushes pending at once`);
     assert.ok(buffer.stats().flushesInFlight <= 1);
     if (settled < calls.length) calls[settled++].done.resolve();
@@ -178,7 +178,7 @@ test("BatchBuffer flushes items in exactly the order their adds were accepted", 
     Array.from({ length: 9 }, (_, i) => buffer.add(i).then(() => void acceptedOrder.push(i))),
   ).then(() => buffer.close());
   while (!runDone) {
-    await drain();
+    await settle(1);
     for (const call of calls) call.done.resolve();
   }
   await adds;

@@ -2,13 +2,13 @@
 // handed straight to an idle run loop, or queued in the channel while a flush is in flight.
 import assert from "node:assert/strict";
 import { BatchBuffer } from "../mod.ts";
-import { controlledFlush, deferred, drain } from "./batch_buffer_helpers.ts";
+import { controlledFlush, deferred, settle } from "./helpers.ts";
 import { test } from "./harness.ts";
 
 test("BatchBuffer.add() on an idle run loop places the item in the batch at once, not in the channel", async () => {
   const buffer = new BatchBuffer<string>({ flush: () => {}, capacity: 10 });
   const running = buffer.run();
-  await drain();
+  await settle(1);
   const added = buffer.add("a");
   assert.equal(buffer.itemsInChannel, 0);
   assert.deepEqual(
@@ -33,7 +33,7 @@ test("BatchBuffer.add() while a flush is in flight queues the item in the channe
   );
   await added;
   calls[0].done.resolve();
-  await drain();
+  await settle(1);
   assert.equal(buffer.itemsInChannel, 0);
   assert.deepEqual(calls.map((c) => c.batch), [["a"], ["b"]]);
   buffer.close();
@@ -129,13 +129,13 @@ test("BatchBuffer keeps acceptance order when adds switch between the direct and
     await added;
     if (i % 3 === 2) {
       for (const call of calls) call.done.resolve(); // the loop goes idle again
-      await drain();
+      await settle(1);
     }
   }
   buffer.close();
   while (!runDone) {
     for (const call of calls) call.done.resolve();
-    await drain();
+    await settle(1);
   }
   await running;
   assert.ok(paths.includes("direct") && paths.includes("channel"), paths.join());

@@ -1,11 +1,7 @@
-import FakeTimers from "@sinonjs/fake-timers";
 import assert from "node:assert/strict";
 import { BatchBuffer, BatchStream, type BatchStreamOptions } from "../mod.ts";
 import { test } from "./harness.ts";
-
-async function settle(turns = 3): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setTimeout(resolve, 0));
-}
+import { installClock, settle } from "./helpers.ts";
 
 async function collect<T>(stream: ReadableStream<T>): Promise<T[]> {
   const chunks: T[] = [];
@@ -77,9 +73,7 @@ test("BatchStream leaves out the items canAdd refuses and hands them to onReject
 });
 
 test("BatchStream emits a partial batch once its oldest item has waited flushInterval", async () => {
-  const clock = FakeTimers.install({
-    toFake: ["setTimeout", "clearTimeout", "Date", "performance"],
-  });
+  const clock = installClock();
   try {
     const stream = new BatchStream<number>({ capacity: 10, flushInterval: 1000 });
     const writer = stream.writable.getWriter();

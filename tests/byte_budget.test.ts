@@ -1,22 +1,7 @@
 import assert from "node:assert/strict";
 import { BatchBuffer, type FlushReason } from "../mod.ts";
 import { test } from "./harness.ts";
-
-/** A small seeded PRNG (mulberry32), so the "random" sizes are the same on every run. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-async function settle(turns = 1): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setTimeout(resolve, 0));
-}
+import { prng, settle } from "./helpers.ts";
 
 interface Sized {
   readonly id: number;
@@ -48,7 +33,7 @@ test("sizeOf is called exactly once per item, on both the direct and the channel
     },
     onReject: (item) => void rejected.push(item.id),
     flush: async (batch) => {
-      if (batch[0].id % 3 === 0) await settle(); // sometimes slow, so items queue in the channel
+      if (batch[0].id % 3 === 0) await settle(1); // sometimes slow, so items queue in the channel
       delivered.push(...batch.map((item) => item.id));
     },
   });
@@ -206,7 +191,7 @@ test("no flushed batch ever weighs more than maxBatchBytes", async () => {
     flush: async (batch, { reason }) => {
       batches.push(batch);
       reasons.add(reason);
-      if (batches.length % 4 === 0) await settle();
+      if (batches.length % 4 === 0) await settle(1);
     },
   });
   const running = buffer.run();

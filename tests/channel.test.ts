@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Channel } from "../src/channel.ts";
-import { drain } from "./batch_buffer_helpers.ts";
+import { settle } from "./helpers.ts";
 import { test } from "./harness.ts";
 
 /** Starts a consumer that takes every item as soon as it is ready. */
@@ -34,7 +34,7 @@ test("Channel delivers items in the order they were sent", async () => {
   for (let i = 0; i < 4; i++) await channel.send(i);
   const taken = takeEverything(channel);
   for (let i = 4; i < 20; i++) await channel.send(i);
-  await drain();
+  await settle(1);
   assert.deepEqual(taken, Array.from({ length: 20 }, (_, i) => i));
   assert.equal(channel.size, 0);
 });
@@ -42,11 +42,11 @@ test("Channel delivers items in the order they were sent", async () => {
 test("Channel holds items without delivering them until open()", async () => {
   const channel = new Channel<string>(2);
   await channel.send("a");
-  await drain();
+  await settle(1);
   assert.equal(channel.size, 1);
   assert.equal(channel.hasItem, false);
   const taken = takeEverything(channel);
-  await drain();
+  await settle(1);
   assert.deepEqual(taken, ["a"]);
 });
 
@@ -82,7 +82,7 @@ test("Channel.size never exceeds capacity with 5000 concurrent blocked senders, 
     });
   });
   await Promise.all(sends);
-  while (taken.length < senders) await drain();
+  while (taken.length < senders) await settle(1);
   const inOrder = Array.from({ length: senders }, (_, i) => i);
   assert.deepEqual(admitted, inOrder);
   assert.deepEqual(taken, inOrder);
@@ -98,7 +98,7 @@ test("Channel.send() with an already-aborted signal rejects with its reason even
   assert.equal(channel.size, 0);
   const taken = takeEverything(channel);
   await channel.send("y");
-  await drain();
+  await settle(1);
   assert.deepEqual(taken, ["y"]);
 });
 
@@ -116,7 +116,7 @@ test("Channel.send() whose signal aborts while waiting leaves the line and its i
   assert.equal(channel.size, 1);
   const taken = takeEverything(channel);
   await waitingC;
-  await drain();
+  await settle(1);
   assert.deepEqual(taken, ["a", "c"]);
 });
 
@@ -132,7 +132,7 @@ test("Channel keeps the order of the other waiters when a middle waiter aborts",
   await sends[0];
   await sends[2];
   await Promise.allSettled(sends);
-  await drain();
+  await settle(1);
   assert.deepEqual(taken, [0, 1, 3]);
 });
 
@@ -144,7 +144,7 @@ test("Channel ignores an abort that comes after the item was admitted", async ()
   const taken = takeEverything(channel);
   await waitingB; // admitted once "a" was taken
   controller.abort(new Error("too late"));
-  await drain();
+  await settle(1);
   assert.deepEqual(taken, ["a", "b"]);
 });
 
@@ -155,7 +155,7 @@ test("Channel.close() rejects every waiter with the error factory's value and ke
   const waiters = [3, 4, 5].map((item) => outcome(channel.send(item)));
   assert.equal(channel.waiting, 3);
   channel.close((item) => new Error(`closed before ${item}`));
-  await drain();
+  await settle(1);
   assert.deepEqual(
     waiters.map((w) => [w.state, (w.reason as Error).message]),
     [
@@ -167,7 +167,7 @@ test("Channel.close() rejects every waiter with the error factory's value and ke
   assert.equal(channel.waiting, 0);
   assert.equal(channel.size, 2);
   const taken = takeEverything(channel);
-  await drain();
+  await settle(1);
   assert.deepEqual(taken, [1, 2]);
 });
 
@@ -198,10 +198,10 @@ test("Channel.trySend() returns false when full and never jumps the line of wait
   });
   await waiting4;
   await waiting5;
-  await drain();
+  await settle(1);
   assert.deepEqual(triedWhileWaitersQueued, [false, false]);
   assert.deepEqual(taken, [1, 2, 4, 5]);
   assert.equal(channel.trySend(6), true, "room again once the line is empty");
-  await drain();
+  await settle(1);
   assert.deepEqual(taken, [1, 2, 4, 5, 6]);
 });

@@ -1,28 +1,7 @@
-import FakeTimers from "@sinonjs/fake-timers";
 import assert from "node:assert/strict";
 import { BatchBuffer, type FlushContext, type FlushReason } from "../mod.ts";
 import { test } from "./harness.ts";
-
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-async function settle(turns = 3): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setTimeout(resolve, 0));
-}
-
-function track(promise: Promise<unknown>): { settled: boolean } {
-  const state = { settled: false };
-  promise.then(() => (state.settled = true), () => (state.settled = true));
-  return state;
-}
+import { installClock, prng, settle, track } from "./helpers.ts";
 
 interface Started<T> {
   readonly batch: T[];
@@ -199,9 +178,7 @@ test("[Symbol.asyncDispose]() waits for every flush in flight", async () => {
 });
 
 test("maxConcurrentFlushes: a flush that falls due while every slot is busy goes first when one frees", async () => {
-  const clock = FakeTimers.install({
-    toFake: ["setTimeout", "clearTimeout", "Date", "performance"],
-  });
+  const clock = installClock();
   try {
     const gated = gatedFlush<number>();
     const buffer = new BatchBuffer<number>({

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { BatchBuffer, type BatchBufferConfig } from "../mod.ts";
-import { drain, recordingFlush, withFakeClock } from "./batch_buffer_helpers.ts";
+import { recordingFlush, settle, withFakeClock } from "./helpers.ts";
 import { test } from "./harness.ts";
 
 const flush = () => {};
@@ -180,7 +180,7 @@ test("BatchBuffer with chanSize undefined holds 2 * capacity items before run()"
   const adds: Promise<void>[] = [];
   let accepted = 0;
   for (let i = 0; i < 8; i++) adds.push(buffer.add(i).then(() => void accepted++));
-  await drain();
+  await settle(1);
   assert.equal(buffer.itemsInChannel, 6);
   assert.equal(accepted, 6, "the 7th and 8th add wait for room");
   const running = buffer.run();
@@ -196,7 +196,7 @@ test("BatchBuffer with default config holds 200 items before run() and flushes b
   const adds: Promise<void>[] = [];
   let accepted = 0;
   for (let i = 0; i < 201; i++) adds.push(buffer.add(i).then(() => void accepted++));
-  await drain();
+  await settle(1);
   assert.equal(buffer.itemsInChannel, 200);
   assert.equal(accepted, 200);
   const running = buffer.run();

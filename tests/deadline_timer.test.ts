@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DeadlineTimer } from "../src/deadline_timer.ts";
-import { withFakeClock } from "./batch_buffer_helpers.ts";
+import { withFakeClock } from "./helpers.ts";
 import { test } from "./harness.ts";
 
 const MAX_TIMEOUT = 2 ** 31 - 1;

@@ -7,7 +7,8 @@ import fc from "fast-check";
 import { BatchBuffer, type BatchBufferConfig, type FlushContext } from "../mod.ts";
 import { test } from "./harness.ts";
 import { captureConsoleError, Ledger } from "./ledger.ts";
-import { installClock, PROPERTY_RUNS } from "./model.ts";
+import { installClock } from "./helpers.ts";
+import { PROPERTY_RUNS } from "./model.ts";
 
 type Config = Partial<BatchBufferConfig<number>>;
 

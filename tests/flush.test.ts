@@ -1,37 +1,7 @@
 import assert from "node:assert/strict";
 import { BatchBuffer, type FlushReason } from "../mod.ts";
 import { test } from "./harness.ts";
-
-interface Deferred {
-  readonly promise: Promise<void>;
-  readonly resolve: () => void;
-  readonly reject: (error: unknown) => void;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-/** Lets every pending promise job and stream step run (one macrotask turn, no delay). */
-async function settle(turns = 3): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setTimeout(resolve, 0));
-}
-
-/** Watches a promise without awaiting it, so a test can ask whether it settled yet. */
-function track(promise: Promise<unknown>): { settled: boolean; rejected: boolean; error: unknown } {
-  const state = { settled: false, rejected: false, error: undefined as unknown };
-  promise.then(
-    () => (state.settled = true),
-    (error) => Object.assign(state, { settled: true, rejected: true, error }),
-  );
-  return state;
-}
+import { type Deferred, deferred, settle, track } from "./helpers.ts";
 
 interface FlushCall<T> {
   readonly batch: T[];

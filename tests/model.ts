@@ -9,7 +9,6 @@
 import assert from "node:assert/strict";
 import process from "node:process";
 import fc from "fast-check";
-import FakeTimers from "@sinonjs/fake-timers";
 import {
   AddAllError,
   BatchBuffer,
@@ -17,6 +16,7 @@ import {
   BufferClosedError,
   type FlushContext,
 } from "../mod.ts";
+import { type Clock, installClock } from "./helpers.ts";
 
 /** Runs per property in a normal test run; BATCHKIT_PROPERTY_RUNS overrides it. */
 export const PROPERTY_RUNS: number = readRuns();
@@ -30,16 +30,6 @@ function readRuns(): number {
   }
   const runs = Number(raw);
   return raw !== undefined && Number.isSafeInteger(runs) && runs > 0 ? runs : 1000;
-}
-
-/** The fake clock. Timers and clocks only: the buffer's timer sweep needs real microtasks. */
-export type Clock = ReturnType<typeof FakeTimers.install>;
-
-/** Installs a fake clock that leaves queueMicrotask and nextTick alone. */
-export function installClock(): Clock {
-  return FakeTimers.install({
-    toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date", "performance"],
-  });
 }
 
 /** What one flush call does. */

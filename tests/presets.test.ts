@@ -8,17 +8,7 @@ import {
   SQS_SEND_MESSAGE_BATCH,
 } from "../mod.ts";
 import { test } from "./harness.ts";
-
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "./helpers.ts";
 
 const PRESETS: Record<string, BatchLimits> = {
   CLOUDFLARE_QUEUES_SEND_BATCH,

@@ -1,21 +1,7 @@
 import assert from "node:assert/strict";
 import { BatchBuffer, type BatchBufferStats } from "../mod.ts";
 import { test } from "./harness.ts";
-
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-async function settle(turns = 1): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setTimeout(resolve, 0));
-}
+import { prng, settle } from "./helpers.ts";
 
 function accountedFor(stats: BatchBufferStats): number {
   return stats.rejected + stats.flushedItems + stats.failedItems + stats.inFlightItems +
@@ -76,7 +62,7 @@ test("stats() counts each outcome: flushed, failed, rejected, in the batch, in t
   );
   const running = buffer.run();
   for (const item of [1, -1, 99, 3, 7]) await buffer.add(item);
-  await settle(); // item 5 (and maybe more) went through the channel
+  await settle(1); // item 5 (and maybe more) went through the channel
   // [5, 1] flushed, -1 rejected, [99, 3] failed, [7] in the batch.
   assert.deepEqual(buffer.stats(), {
     added: 6,
@@ -92,7 +78,7 @@ test("stats() counts each outcome: flushed, failed, rejected, in the batch, in t
   });
   await buffer.add(8); // [7, 8] goes out and waits for the gate
   await buffer.add(9); // waits in the channel behind it
-  await settle();
+  await settle(1);
   assert.deepEqual(buffer.stats(), {
     added: 8,
     rejected: 1,
@@ -232,7 +218,7 @@ test("stats() keeps added equal to the sum of every outcome throughout a loaded 
         await buffer.flush();
       }
       check("producer");
-      if (random() < 0.3) await settle();
+      if (random() < 0.3) await settle(1);
     }
   };
   await Promise.all(Array.from({ length: producers }, (_, producer) => produce(producer + 1)));

@@ -1,10 +1,7 @@
 import assert from "node:assert/strict";
 import { BatchBuffer, BufferClosedError } from "../mod.ts";
 import { test } from "./harness.ts";
-
-async function settle(turns = 3): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setTimeout(resolve, 0));
-}
+import { settle } from "./helpers.ts";
 
 test("BatchBuffer.tryAdd() returns true and queues the item on a running buffer", async () => {
   const batches: number[][] = [];

@@ -1,36 +1,7 @@
-import FakeTimers from "@sinonjs/fake-timers";
 import assert from "node:assert/strict";
 import { BatchBuffer, type FlushReason } from "../mod.ts";
 import { test } from "./harness.ts";
-
-interface Deferred {
-  readonly promise: Promise<void>;
-  readonly resolve: () => void;
-  readonly reject: (error: unknown) => void;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-async function settle(turns = 3): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setTimeout(resolve, 0));
-}
-
-function track(promise: Promise<unknown>): { settled: boolean; rejected: boolean } {
-  const state = { settled: false, rejected: false };
-  promise.then(
-    () => (state.settled = true),
-    () => Object.assign(state, { settled: true, rejected: true }),
-  );
-  return state;
-}
+import { type Deferred, deferred, installClock, settle, track } from "./helpers.ts";
 
 interface Handed {
   /** The reason of the flush that was started just before waitUntil was called. */
@@ -40,9 +11,7 @@ interface Handed {
 
 for (const mode of ["synchronous", "asynchronous"] as const) {
   test(`waitUntil receives the promise of every ${mode} flush, whatever the reason`, async () => {
-    const clock = FakeTimers.install({
-      toFake: ["setTimeout", "clearTimeout", "Date", "performance"],
-    });
+    const clock = installClock();
     try {
       const reasons: FlushReason[] = [];
       const handed: Handed[] = [];

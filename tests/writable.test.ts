@@ -1,16 +1,7 @@
 import assert from "node:assert/strict";
 import { BatchBuffer, BufferClosedError, type FlushReason } from "../mod.ts";
 import { test } from "./harness.ts";
-
-async function settle(turns = 3): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setTimeout(resolve, 0));
-}
-
-function track(promise: Promise<unknown>): { settled: boolean } {
-  const state = { settled: false };
-  promise.then(() => (state.settled = true), () => (state.settled = true));
-  return state;
-}
+import { settle, track } from "./helpers.ts";
 
 test("BatchBuffer.writable is the same WritableStream on every access", async () => {
   const buffer = new BatchBuffer<number>({ flush: () => {} });
