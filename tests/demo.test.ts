@@ -1,69 +1,22 @@
 // Runs the demo (demo/main.ts) as a subprocess with small numbers and checks
 // what it prints. Uses node:child_process so the file runs under Deno and Bun.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { FlagError, parseFlags } from "../demo/flags.ts";
 import { test } from "./harness.ts";
+import { findRoot, findRuntime, type ProcessExit, runProcess } from "./helpers.ts";
 
-const root = findRoot();
-/** Kills a stuck demo; the tests assert on output, never on this time. */
-const SAFETY_NET_MS = 30_000;
-
-/** The repository root: the parent of tests/, or further up when this file was bundled elsewhere. */
-function findRoot(): string {
-  let dir = new URL(".", import.meta.url);
-  while (!existsSync(new URL("demo/main.ts", dir))) {
-    const parent = new URL("..", dir);
-    if (parent.href === dir.href) return fileURLToPath(new URL("..", import.meta.url));
-    dir = parent;
-  }
-  return fileURLToPath(dir);
-}
-
-/** The deno binary: this one when running under Deno, else the npm devDependency. */
-function findDeno(): string | undefined {
-  if ("Deno" in globalThis) return process.execPath;
-  const local = `${root}node_modules/.bin/deno`;
-  return existsSync(local) ? local : undefined;
-}
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+const root = findRoot("demo/main.ts");
 
 /** Runs the demo; `onStdout` sees the output so far with the child's pid after each chunk. */
 function runDemo(
   deno: string,
   args: string[],
   onStdout?: (stdout: string, pid: number) => void,
-): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(deno, ["run", "-A", "demo/main.ts", ...args], {
-      cwd: root,
-      env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-      onStdout?.(stdout, child.pid!);
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    const safetyNet = setTimeout(() => child.kill("SIGKILL"), SAFETY_NET_MS);
-    child.on("error", (error) => {
-      clearTimeout(safetyNet);
-      reject(error);
-    });
-    child.on("close", (code) => {
-      clearTimeout(safetyNet);
-      resolve({ code, stdout, stderr });
-    });
+): Promise<ProcessExit> {
+  return runProcess(deno, ["run", "-A", "demo/main.ts", ...args], {
+    cwd: root,
+    onStdout: onStdout && ((stdout, child) => onStdout(stdout, child.pid!)),
   });
 }
 
@@ -125,7 +78,7 @@ test("demo flags: malformed or out-of-range values throw a FlagError naming the 
   }
 });
 
-const deno = findDeno();
+const deno = findRuntime("deno", root);
 if (deno === undefined) {
   console.warn("tests/demo.test.ts skipped: no deno binary (run npm install)");
 } else {

@@ -3,37 +3,14 @@
 // and check that every event reached the collector. Uses node:child_process and
 // node:http so the file runs under Deno and Bun.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
 import { test } from "./harness.ts";
+import { findRoot, findRuntime, type ProcessExit, runProcess } from "./helpers.ts";
 
-const root = findRoot();
-/** Kills a stuck server; the tests assert on what arrived, never on this time. */
-const SAFETY_NET_MS = 30_000;
+const root = findRoot("examples/deno_server.ts");
 const REQUESTS = 25;
-
-/** The repository root: the parent of tests/, or further up when this file was bundled elsewhere. */
-function findRoot(): string {
-  let dir = new URL(".", import.meta.url);
-  while (!existsSync(new URL("examples/deno_server.ts", dir))) {
-    const parent = new URL("..", dir);
-    if (parent.href === dir.href) return fileURLToPath(new URL("..", import.meta.url));
-    dir = parent;
-  }
-  return fileURLToPath(dir);
-}
-
-/** The runtime's binary: this process when it is that runtime, else the npm devDependency. */
-function findRuntime(name: "deno" | "bun"): string | undefined {
-  if (name === "deno" && "Deno" in globalThis) return process.execPath;
-  if (name === "bun" && "Bun" in globalThis) return process.execPath;
-  const local = `${root}node_modules/.bin/${name}`;
-  return existsSync(local) ? local : undefined;
-}
 
 interface Collector {
   url: string;
@@ -65,36 +42,21 @@ async function startCollector(): Promise<Collector> {
   };
 }
 
-interface Exit {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /**
  * Starts an example server, sends REQUESTS requests once it listens, then
  * SIGINT, and resolves with its exit.
  */
-function runExample(command: string, args: string[], collectorUrl: string): Promise<Exit> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: root,
-      env: {
-        ...process.env,
-        PORT: "0",
-        COLLECTOR_URL: collectorUrl,
-        NO_COLOR: "1",
-        DENO_NO_UPDATE_CHECK: "1",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    let started = false;
-    const safetyNet = setTimeout(() => child.kill("SIGKILL"), SAFETY_NET_MS);
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
+async function runExample(
+  command: string,
+  args: string[],
+  collectorUrl: string,
+): Promise<ProcessExit> {
+  let started = false;
+  let failed: { error: unknown } | undefined;
+  const exit = await runProcess(command, args, {
+    cwd: root,
+    env: { PORT: "0", COLLECTOR_URL: collectorUrl },
+    onStdout: (stdout, child) => {
       const url = /listening on (http:\/\/\S+)/.exec(stdout)?.[1];
       if (url === undefined || started) return;
       started = true;
@@ -103,20 +65,14 @@ function runExample(command: string, args: string[], collectorUrl: string): Prom
         // signal instead of the exit code the server chose.
         () => process.kill(child.pid!, "SIGINT"),
         (error) => {
+          failed = { error };
           child.kill("SIGKILL");
-          reject(error);
         },
       );
-    });
-    child.on("error", (error) => {
-      clearTimeout(safetyNet);
-      reject(error);
-    });
-    child.on("close", (code) => {
-      clearTimeout(safetyNet);
-      resolve({ code, stdout, stderr });
-    });
+    },
   });
+  if (failed !== undefined) throw failed.error;
+  return exit;
 }
 
 async function sendRequests(baseUrl: string): Promise<void> {
@@ -127,7 +83,7 @@ async function sendRequests(baseUrl: string): Promise<void> {
 }
 
 function testExample(runtime: "deno" | "bun", args: string[]): void {
-  const binary = findRuntime(runtime);
+  const binary = findRuntime(runtime, root);
   const file = args.at(-1);
   if (binary === undefined) {
     console.warn(`${file} skipped: no ${runtime} binary (run npm install)`);

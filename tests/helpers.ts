@@ -1,5 +1,9 @@
 // Helpers shared by the test files. Not a test file itself.
 import FakeTimers from "@sinonjs/fake-timers";
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
 import type { FlushContext, FlushReason } from "../mod.ts";
 
 // ------------------------------------------------------------------ promises
@@ -120,4 +124,74 @@ export function controlledFlush<T>(): {
       return done.promise;
     },
   };
+}
+
+// --------------------------------------------------------------- subprocesses
+
+/** Kills a stuck child process; the tests assert on its output, never on this time. */
+const SAFETY_NET_MS = 30_000;
+
+/** The repository root: the folder holding `marker`, also when this file was bundled elsewhere. */
+export function findRoot(marker: string): string {
+  let dir = new URL(".", import.meta.url);
+  while (!existsSync(new URL(marker, dir))) {
+    const parent = new URL("..", dir);
+    if (parent.href === dir.href) return fileURLToPath(new URL("..", import.meta.url));
+    dir = parent;
+  }
+  return fileURLToPath(dir);
+}
+
+/** The runtime's binary: this process when it is that runtime, else the npm devDependency. */
+export function findRuntime(name: "deno" | "bun", root: string): string | undefined {
+  if (name === "deno" && "Deno" in globalThis) return process.execPath;
+  if (name === "bun" && "Bun" in globalThis) return process.execPath;
+  const local = `${root}node_modules/.bin/${name}`;
+  return existsSync(local) ? local : undefined;
+}
+
+/** How a child process ended, with all it printed. */
+export interface ProcessExit {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `command` in `cwd` without colours or update checks, `env` added to
+ * this process's environment; `onStdout` sees the output so far and the child
+ * after each chunk.
+ */
+export function runProcess(
+  command: string,
+  args: string[],
+  { cwd, env = {}, onStdout }: {
+    cwd: string;
+    env?: Record<string, string>;
+    onStdout?: (stdout: string, child: ChildProcess) => void;
+  },
+): Promise<ProcessExit> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd,
+      env: { ...process.env, ...env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    const safetyNet = setTimeout(() => child.kill("SIGKILL"), SAFETY_NET_MS);
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+      onStdout?.(stdout, child);
+    });
+    child.on("error", (error) => {
+      clearTimeout(safetyNet);
+      reject(error);
+    });
+    child.on("close", (code) => {
+      clearTimeout(safetyNet);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }

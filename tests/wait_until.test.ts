@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { BatchBuffer, type FlushReason } from "../mod.ts";
 import { test } from "./harness.ts";
-import { type Deferred, deferred, installClock, settle, track } from "./helpers.ts";
+import { deferred, installClock, settle, track } from "./helpers.ts";
 
 interface Handed {
   /** The reason of the flush that was started just before waitUntil was called. */
