@@ -1,8 +1,15 @@
 // Scenario 5: a backend where every flush takes 10 ms of real time; concurrent flushes overlap.
-import { judge, median, openBuffer, type Row, type Settings, throughputRow } from "./runner.ts";
+import {
+  CAPACITY,
+  judge,
+  median,
+  openBuffer,
+  type Row,
+  type Settings,
+  throughputRow,
+} from "./runner.ts";
 
 const GROUP = "5 latency-bound backend";
-const CAPACITY = 100;
 const FLUSH_MS = 10;
 
 /** Wall time per item for `items` adds through flushes that each take 10 ms. */

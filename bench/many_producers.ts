@@ -1,10 +1,13 @@
 // Scenario 3: 100 and 10,000 concurrent producers, and what a waiting producer costs in memory.
 import { awaitAdd } from "./single_producer.ts";
 import {
+  bareProducer,
+  CAPACITY,
   type Case,
   compare,
   noop,
   openBuffer,
+  RESOLVED,
   type Row,
   type Settings,
   settledHeap,
@@ -12,8 +15,6 @@ import {
 } from "./runner.ts";
 
 const GROUP = "3 many producers";
-const CAPACITY = 100;
-const RESOLVED = Promise.resolve();
 
 function producers(count: number, eachAdds: number, flush: () => unknown): Case {
   const kind = flush === noop ? "no-op flush" : "async no-op flush";
@@ -42,17 +43,7 @@ function bareProducers(count: number, eachAdds: number): Case {
     name: `bare loop, ${count.toLocaleString("en")} producers × ${eachAdds}`,
     items: count * eachAdds,
     setup: () => {
-      let batch: number[] = [];
-      const producer = async () => {
-        for (let i = 0; i < eachAdds; i++) {
-          await RESOLVED;
-          batch.push(i);
-          if (batch.length === CAPACITY) {
-            noop();
-            batch = [];
-          }
-        }
-      };
+      const producer = bareProducer(eachAdds);
       return { run: () => Promise.all(Array.from({ length: count }, producer)) };
     },
   };

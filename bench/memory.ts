@@ -1,11 +1,18 @@
 // Scenario 6: memory stays bounded when the flush stalls, and flat when it keeps up.
 import { bytesPerWaiter } from "./many_producers.ts";
-import { noop, openBuffer, type Row, type Settings, settledHeap, throughputRow } from "./runner.ts";
+import {
+  CAPACITY,
+  noop,
+  openBuffer,
+  RESOLVED,
+  type Row,
+  type Settings,
+  settledHeap,
+  throughputRow,
+} from "./runner.ts";
 
 const GROUP = "6 memory";
-const CAPACITY = 100;
 const CHAN_SIZE = 2 * CAPACITY;
-const RESOLVED = Promise.resolve();
 const MiB = 1024 * 1024;
 
 interface Item {

@@ -7,14 +7,20 @@ import {
 import { AsyncBatcher, Batcher } from "@tanstack/pacer";
 import { type Cause, Effect, Fiber, Queue, Stream } from "effect";
 import { bufferCount, Subject } from "rxjs";
-import { type Case, compare, type Row, type Settings, throughputRow } from "./runner.ts";
+import {
+  CAPACITY,
+  type Case,
+  compare,
+  ITEMS,
+  RESOLVED,
+  type Row,
+  type Settings,
+  throughputRow,
+} from "./runner.ts";
 import { awaitAdd } from "./single_producer.ts";
 import { tryAdd } from "./try_add_add_all.ts";
 
 const GROUP = "7 peers";
-const ITEMS = 10_000;
-const BATCH = 100;
-const RESOLVED = Promise.resolve();
 
 /** Items each peer's sink received, to catch a peer that drops or withholds items. */
 const delivered = new Map<string, { sent: number; received: number }>();
@@ -45,7 +51,7 @@ function peer(
 
 const rxjs = peer("RxJS 7 Subject + bufferCount(100), next(i)", (count) => {
   const subject = new Subject<number>();
-  subject.pipe(bufferCount(BATCH)).subscribe(count);
+  subject.pipe(bufferCount(CAPACITY)).subscribe(count);
   return {
     run() {
       for (let i = 0; i < ITEMS; i++) subject.next(i);
@@ -55,7 +61,7 @@ const rxjs = peer("RxJS 7 Subject + bufferCount(100), next(i)", (count) => {
 });
 
 const pacer = peer("TanStack Pacer Batcher(maxSize 100), addItem(i)", (count) => {
-  const batcher = new Batcher<number>(count, { maxSize: BATCH });
+  const batcher = new Batcher<number>(count, { maxSize: CAPACITY });
   return {
     run() {
       for (let i = 0; i < ITEMS; i++) batcher.addItem(i);
@@ -67,7 +73,7 @@ const asyncPacer = peer("TanStack Pacer AsyncBatcher(maxSize 100), await addItem
   const batcher = new AsyncBatcher<number>((batch) => {
     count(batch);
     return RESOLVED;
-  }, { maxSize: BATCH });
+  }, { maxSize: CAPACITY });
   return {
     async run() {
       for (let i = 0; i < ITEMS; i++) await batcher.addItem(i);
@@ -79,9 +85,9 @@ const effect = peer(
   "Effect 4 Queue.bounded(200) + Stream.groupedWithin(100), offer(i)",
   (count) => {
     const program = Effect.gen(function* () {
-      const queue = yield* Queue.bounded<number, Cause.Done>(2 * BATCH);
+      const queue = yield* Queue.bounded<number, Cause.Done>(2 * CAPACITY);
       const consumer = yield* Stream.fromQueue(queue).pipe(
-        Stream.groupedWithin(BATCH, "1 minute"),
+        Stream.groupedWithin(CAPACITY, "1 minute"),
         Stream.runForEach((batch) => Effect.sync(() => count(batch))),
         Effect.forkChild,
       );
@@ -105,7 +111,7 @@ const otel = peer(
         shutdown: () => RESOLVED,
         forceFlush: () => RESOLVED,
       },
-      maxExportBatchSize: BATCH,
+      maxExportBatchSize: CAPACITY,
       scheduledDelayMillis: 60_000,
     });
     const record = logRecord();

@@ -4,6 +4,13 @@ import vm from "node:vm";
 import { measure } from "mitata";
 import { BatchBuffer, type BatchBufferConfig } from "../mod.ts";
 
+/** Items per case where a scenario does not choose its own count. */
+export const ITEMS = 10_000;
+/** Batch capacity where a scenario does not measure capacity itself. */
+export const CAPACITY = 100;
+/** An already settled promise: an async no-op that allocates nothing per call. */
+export const RESOLVED: Promise<void> = Promise.resolve();
+
 /** How long to measure; `quick` only keeps the harness working. */
 export interface Settings {
   readonly quick: boolean;
@@ -121,6 +128,25 @@ export function openBuffer<T>(
 
 /** A flush that does nothing, shared by every case so no case gets a cheaper call. */
 export function noop(): void {}
+
+/**
+ * The floor of an awaited add, with no buffer at all: each call of the
+ * returned producer does `await` + push `eachAdds` times and a no-op flush
+ * every CAPACITY items. Every call shares one batch.
+ */
+export function bareProducer(eachAdds: number): () => Promise<void> {
+  let batch: number[] = [];
+  return async () => {
+    for (let i = 0; i < eachAdds; i++) {
+      await RESOLVED;
+      batch.push(i);
+      if (batch.length === CAPACITY) {
+        noop();
+        batch = [];
+      }
+    }
+  };
+}
 
 /**
  * The engine's full garbage collection. `--v8-flags=--expose-gc` provides

@@ -1,38 +1,25 @@
 // Scenario 1: one producer awaiting add() against the bare await-and-push floor.
 import {
+  bareProducer,
+  CAPACITY,
   type Case,
   compare,
+  ITEMS,
   noop,
   openBuffer,
+  RESOLVED,
   type Row,
   type Settings,
   throughputRow,
 } from "./runner.ts";
 
 const GROUP = "1 single producer";
-const ITEMS = 10_000;
-const CAPACITY = 100;
-const RESOLVED = Promise.resolve();
 
 /** The floor: what any awaited add costs at least (an await, a push, a flush per batch). */
 export const bareLoop: Case = {
   name: "bare loop: await + push + flush every 100",
   items: ITEMS,
-  setup: () => {
-    let batch: number[] = [];
-    return {
-      async run() {
-        for (let i = 0; i < ITEMS; i++) {
-          await RESOLVED;
-          batch.push(i);
-          if (batch.length === CAPACITY) {
-            noop();
-            batch = [];
-          }
-        }
-      },
-    };
-  },
+  setup: () => ({ run: bareProducer(ITEMS) }),
 };
 
 /** `await buffer.add(i)` in a loop, capacity 100, no-op flush. */

@@ -1,8 +1,10 @@
 // Scenario 2: tryAdd() and addAll() against add(); each should cost at most half.
 import { awaitAdd } from "./single_producer.ts";
 import {
+  CAPACITY,
   type Case,
   compare,
+  ITEMS,
   noop,
   openBuffer,
   type Row,
@@ -11,8 +13,6 @@ import {
 } from "./runner.ts";
 
 const GROUP = "2 tryAdd and addAll";
-const ITEMS = 10_000;
-const CAPACITY = 100;
 
 export const tryAdd: Case = {
   name: "tryAdd(i), no-op flush",
