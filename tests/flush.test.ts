@@ -1,34 +1,33 @@
 import assert from "node:assert/strict";
 import { BatchBuffer, type FlushReason } from "../mod.ts";
 import { test } from "./harness.ts";
-import { type Deferred, deferred, settle, track } from "./helpers.ts";
+import { controlledFlush, settle, track } from "./helpers.ts";
 
 interface FlushCall<T> {
   readonly batch: T[];
   readonly reason: FlushReason;
 }
 
+/** The batch and reason of each call, the part these tests check. */
+function batchesOf<T>(calls: readonly FlushCall<T>[]): FlushCall<T>[] {
+  return calls.map(({ batch, reason }) => ({ batch, reason }));
+}
+
 test("BatchBuffer.flush() stays pending until the flush holding earlier items settles", async () => {
-  const calls: FlushCall<number>[] = [];
-  const gates: Deferred[] = [];
+  const { calls, flush } = controlledFlush<number>();
   const buffer = new BatchBuffer<number>({
     capacity: 10,
-    flush: (batch, { reason }) => {
-      calls.push({ batch, reason });
-      const gate = deferred();
-      gates.push(gate);
-      return gate.promise;
-    },
+    flush,
   });
   const running = buffer.run();
   for (const item of [1, 2, 3]) await buffer.add(item);
 
   const flushed = track(buffer.flush());
   await settle();
-  assert.deepEqual(calls, [{ batch: [1, 2, 3], reason: "manual" }]);
+  assert.deepEqual(batchesOf(calls), [{ batch: [1, 2, 3], reason: "manual" }]);
   assert.equal(flushed.settled, false);
 
-  gates[0].resolve();
+  calls[0].done.resolve();
   await settle();
   assert.equal(flushed.settled, true);
   assert.equal(flushed.rejected, false);
@@ -39,17 +38,11 @@ test("BatchBuffer.flush() stays pending until the flush holding earlier items se
 });
 
 test("BatchBuffer.flush() includes items still in the channel while a flush is in flight", async () => {
-  const calls: FlushCall<number>[] = [];
-  const gates: Deferred[] = [];
+  const { calls, flush } = controlledFlush<number>();
   const buffer = new BatchBuffer<number>({
     capacity: 2,
     chanSize: 4,
-    flush: (batch, { reason }) => {
-      calls.push({ batch, reason });
-      const gate = deferred();
-      gates.push(gate);
-      return gate.promise;
-    },
+    flush,
   });
   const running = buffer.run();
   await buffer.add(1);
@@ -63,17 +56,17 @@ test("BatchBuffer.flush() includes items still in the channel while a flush is i
   await settle();
   assert.equal(flushed.settled, false);
 
-  gates[0].resolve(); // run loop takes 3, 4 (full), then 5
+  calls[0].done.resolve(); // run loop takes 3, 4 (full), then 5
   await settle();
-  assert.deepEqual(calls.slice(1), [{ batch: [3, 4], reason: "full" }]);
+  assert.deepEqual(batchesOf(calls.slice(1)), [{ batch: [3, 4], reason: "full" }]);
   assert.equal(flushed.settled, false);
 
-  gates[1].resolve();
+  calls[1].done.resolve();
   await settle();
-  assert.deepEqual(calls.slice(2), [{ batch: [5], reason: "manual" }]);
+  assert.deepEqual(batchesOf(calls.slice(2)), [{ batch: [5], reason: "manual" }]);
   assert.equal(flushed.settled, false, "the manual flush of item 5 has not settled yet");
 
-  gates[2].resolve();
+  calls[2].done.resolve();
   await settle();
   assert.equal(flushed.settled, true);
 
@@ -100,16 +93,10 @@ test("BatchBuffer.flush() sends the partial batch with reason manual", async () 
 });
 
 test("BatchBuffer.flush() called twice at once makes one manual flush and resolves both", async () => {
-  const calls: FlushCall<number>[] = [];
-  const gates: Deferred[] = [];
+  const { calls, flush } = controlledFlush<number>();
   const buffer = new BatchBuffer<number>({
     capacity: 10,
-    flush: (batch, { reason }) => {
-      calls.push({ batch, reason });
-      const gate = deferred();
-      gates.push(gate);
-      return gate.promise;
-    },
+    flush,
   });
   const running = buffer.run();
   await buffer.add(1);
@@ -117,11 +104,11 @@ test("BatchBuffer.flush() called twice at once makes one manual flush and resolv
   const first = track(buffer.flush());
   const second = track(buffer.flush());
   await settle();
-  assert.deepEqual(calls, [{ batch: [1, 2], reason: "manual" }]);
+  assert.deepEqual(batchesOf(calls), [{ batch: [1, 2], reason: "manual" }]);
   assert.equal(first.settled, false);
   assert.equal(second.settled, false);
 
-  gates[0].resolve();
+  calls[0].done.resolve();
   await settle();
   assert.equal(first.settled, true);
   assert.equal(second.settled, true);
@@ -132,18 +119,15 @@ test("BatchBuffer.flush() called twice at once makes one manual flush and resolv
 });
 
 test("BatchBuffer.flush() called inside flush resolves at once and flushes afterwards", async () => {
-  const calls: FlushCall<number>[] = [];
-  const gates: Deferred[] = [];
+  const { calls, flush } = controlledFlush<number>();
   let inner: ReturnType<typeof track> | undefined;
   const buffer = new BatchBuffer<number>({
     capacity: 2,
     chanSize: 4,
-    flush: (batch, { reason }) => {
-      calls.push({ batch, reason });
+    flush: (batch, context) => {
+      const done = flush(batch, context);
       if (inner === undefined) inner = track(buffer.flush());
-      const gate = deferred();
-      gates.push(gate);
-      return gate.promise;
+      return done;
     },
   });
   // Queued before run() so that item 3 is still in the channel during the first flush.
@@ -151,33 +135,27 @@ test("BatchBuffer.flush() called inside flush resolves at once and flushes after
   const running = buffer.run();
   await settle();
 
-  assert.deepEqual(calls, [{ batch: [1, 2], reason: "full" }]);
+  assert.deepEqual(batchesOf(calls), [{ batch: [1, 2], reason: "full" }]);
   assert.ok(inner !== undefined);
   assert.equal(inner.settled, true, "flush() inside flush must not wait for its caller");
   assert.equal(inner.rejected, false);
 
-  gates[0].resolve();
+  calls[0].done.resolve();
   await settle();
-  assert.deepEqual(calls.slice(1), [{ batch: [3], reason: "manual" }]);
+  assert.deepEqual(batchesOf(calls.slice(1)), [{ batch: [3], reason: "manual" }]);
 
-  gates[1].resolve();
+  calls[1].done.resolve();
   buffer.close();
   await running;
   assert.equal(calls.length, 2);
 });
 
 test("BatchBuffer.flush() called from onFlushError of a rejected flush resolves", async () => {
-  const calls: FlushCall<number>[] = [];
-  const gates: Deferred[] = [];
+  const { calls, flush } = controlledFlush<number>();
   let fromHandler: ReturnType<typeof track> | undefined;
   const buffer = new BatchBuffer<number>({
     capacity: 2,
-    flush: (batch, { reason }) => {
-      calls.push({ batch, reason });
-      const gate = deferred();
-      gates.push(gate);
-      return gate.promise;
-    },
+    flush,
     onFlushError: () => {
       fromHandler = track(buffer.flush());
     },
@@ -187,13 +165,13 @@ test("BatchBuffer.flush() called from onFlushError of a rejected flush resolves"
   await buffer.add(2);
   await buffer.add(3); // waits in the channel behind the flush of [1, 2]
 
-  gates[0].reject(new Error("backend down"));
+  calls[0].done.reject(new Error("backend down"));
   await settle();
   assert.ok(fromHandler !== undefined);
-  assert.deepEqual(calls.slice(1), [{ batch: [3], reason: "manual" }]);
+  assert.deepEqual(batchesOf(calls.slice(1)), [{ batch: [3], reason: "manual" }]);
   assert.equal(fromHandler.settled, false, "it waits for the manual flush of item 3");
 
-  gates[1].resolve();
+  calls[1].done.resolve();
   await settle();
   assert.equal(fromHandler.settled, true);
   assert.equal(fromHandler.rejected, false);
