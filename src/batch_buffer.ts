@@ -139,16 +139,6 @@ export class BatchBuffer<T> implements AsyncDisposable {
    * @param options An optional signal that stops the wait.
    */
   add(item: T, options?: AddOptions): Promise<void> {
-    if (options !== undefined) return this.#addWithOptions(item, options);
-    if (this.#closed) return Promise.reject(new BufferClosedError(item));
-    if (this.#takesDirectly()) {
-      this.#processDirectly(item);
-      return RESOLVED;
-    }
-    return this.#channel.send(item);
-  }
-
-  #addWithOptions(item: T, options: AddOptions): Promise<void> {
     const signal = options?.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       return Promise.reject(this.#badSignal(signal));
