@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import process from "node:process";
 import { FlagError, parseFlags } from "../demo/flags.ts";
-import { test } from "./harness.ts";
+import { skip, test } from "./harness.ts";
 import { findRoot, findRuntime, type ProcessExit, runProcess } from "./helpers.ts";
 
 const root = findRoot("demo/main.ts");
@@ -80,7 +80,7 @@ test("demo flags: malformed or out-of-range values throw a FlagError naming the 
 
 const deno = findRuntime("deno", root);
 if (deno === undefined) {
-  console.warn("tests/demo.test.ts skipped: no deno binary (run npm install)");
+  skip("demo runs end to end as a subprocess", "no deno binary (run npm install)");
 } else {
   test("demo delivers or dead-letters every event when the collector fails some requests", async () => {
     const { code, stdout, stderr } = await runDemo(deno, [

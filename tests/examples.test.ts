@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import process from "node:process";
-import { test } from "./harness.ts";
+import { skip, test } from "./harness.ts";
 import { findRoot, findRuntime, type ProcessExit, runProcess } from "./helpers.ts";
 
 const root = findRoot("examples/deno_server.ts");
@@ -86,7 +86,10 @@ function testExample(runtime: "deno" | "bun", args: string[]): void {
   const binary = findRuntime(runtime, root);
   const file = args.at(-1);
   if (binary === undefined) {
-    console.warn(`${file} skipped: no ${runtime} binary (run npm install)`);
+    skip(
+      `${file} flushes every event to the collector when stopped with SIGINT`,
+      `no ${runtime} binary (run npm install)`,
+    );
     return;
   }
   test(`${file} flushes every event to the collector when stopped with SIGINT`, async () => {
