@@ -55,10 +55,10 @@ export class DeadlineTimer {
   stop(): void {
     if (!this.#running) return;
     this.#running = false;
-    if (this.#sweepQueued) return;
+    if (this.#sweepQueued || this.#id === undefined) return;
     this.#sweepQueued = true;
     // Promise jobs rather than queueMicrotask, which fake clocks often replace.
-    RESOLVED.then(() => RESOLVED.then(this.#sweep));
+    RESOLVED.then(this.#sweepNextTurn);
   }
 
   /** Removes the deadline and clears the timeout now. */
@@ -68,6 +68,8 @@ export class DeadlineTimer {
     clearTimeout(this.#id);
     this.#id = undefined;
   }
+
+  #sweepNextTurn = (): void => void RESOLVED.then(this.#sweep);
 
   #sweep = (): void => {
     this.#sweepQueued = false;
