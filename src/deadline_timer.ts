@@ -11,16 +11,18 @@ const RESOLVED: Promise<void> = Promise.resolve();
 /**
  * Calls `onDeadline` once `delay` milliseconds after the latest `start()`, for
  * any delay up to `Infinity` (never). It reads the global `setTimeout`,
- * `clearTimeout` and `performance.now` (a monotonic clock) on every call, so a fake clock installed after
- * construction still drives it.
+ * `clearTimeout` and `performance.now` (a monotonic clock) on every call, so a
+ * fake clock installed after construction still drives it.
  *
- * Why `stop()` lingers: a busy buffer stops and restarts its timer for every
- * batch, and a setTimeout/clearTimeout pair costs about 3 µs in Deno, more
- * than adding 50 items. So `stop()` leaves the timeout pending for two
- * microtask turns: if `start()` is called in that window (a producer looping
- * on `await add()`), the pending timeout is reused and moved to the new
- * deadline. Otherwise it is cleared before any other task runs, so a stopped
- * timer never keeps a process alive or fires.
+ * Why `stop()` may linger: a busy buffer stops and restarts its timer for
+ * every batch, and a setTimeout/clearTimeout pair costs about 3 µs in Deno,
+ * more than adding 50 items. So once the timer is "hot" (it was started again
+ * within two microtask turns of a stop, as when a producer loops on
+ * `await add()`), `stop()` leaves the timeout pending for two microtask turns:
+ * if `start()` comes in that window, the pending timeout is reused and moved
+ * to the new deadline; otherwise it is cleared before any other task runs, so
+ * a stopped timer never keeps a process alive or fires. A timer that is not
+ * hot, and `clear()`, clear the timeout at once.
  */
 export class DeadlineTimer {
   readonly #delay: number;
@@ -31,7 +33,11 @@ export class DeadlineTimer {
   /** Where a reused timeout's deadline moved to; 0 when it was not moved. */
   #movedDeadline = 0;
   #running = false;
-  #sweepQueued = false;
+  /** True for two microtask turns after a stop(). */
+  #justStopped = false;
+  /** Started again right after a stop: the next stop() lingers for reuse. */
+  #hot = false;
+  #turnsQueued = false;
 
   constructor(delay: number, onDeadline: () => void) {
     this.#delay = delay;
@@ -46,33 +52,38 @@ export class DeadlineTimer {
       this.#movedDeadline = performance.now() + this.#delay;
       return;
     }
+    this.#hot = this.#justStopped;
     this.#movedDeadline = 0;
     this.#remaining = this.#delay;
     this.#schedule();
   }
 
-  /** Removes the deadline; the timeout is cleared before the next task. */
+  /** Removes the deadline; a hot timer's timeout is cleared before the next task. */
   stop(): void {
     if (!this.#running) return;
     this.#running = false;
-    if (this.#sweepQueued || this.#id === undefined) return;
-    this.#sweepQueued = true;
+    if (!this.#hot) this.clear();
+    this.#justStopped = true;
+    if (this.#turnsQueued) return;
+    this.#turnsQueued = true;
     // Promise jobs rather than queueMicrotask, which fake clocks often replace.
-    RESOLVED.then(this.#sweepNextTurn);
+    RESOLVED.then(this.#afterOneTurn);
   }
 
   /** Removes the deadline and clears the timeout now. */
   clear(): void {
     this.#running = false;
+    this.#hot = false;
     if (this.#id === undefined) return;
     clearTimeout(this.#id);
     this.#id = undefined;
   }
 
-  #sweepNextTurn = (): void => void RESOLVED.then(this.#sweep);
+  #afterOneTurn = (): void => void RESOLVED.then(this.#afterTwoTurns);
 
-  #sweep = (): void => {
-    this.#sweepQueued = false;
+  #afterTwoTurns = (): void => {
+    this.#turnsQueued = false;
+    this.#justStopped = false;
     if (!this.#running) this.clear();
   };
 
