@@ -187,11 +187,11 @@ export interface BatchBufferConfig<T> {
    * turns timed flushes off. Any positive value works, including ones beyond
    * setTimeout's 2^31-1 ms limit. Default: 5000.
    *
-   * A timer is pending only while the batch holds items: when a flush empties
-   * the batch and no item arrives before the microtask queue drains, the timer
-   * is cleared, so an idle buffer costs nothing and keeps no process alive.
-   * (Reusing the timer across that short window is what keeps a busy buffer
-   * from paying for a setTimeout/clearTimeout pair on every batch.) The
+   * A timer is pending only while the batch holds items, so an idle buffer
+   * costs nothing and keeps no process alive. The one exception keeps a busy
+   * buffer from paying for a setTimeout/clearTimeout pair on every batch: when
+   * batches fill up back to back, a full flush leaves the timeout pending for
+   * two microtask turns so the next batch can reuse it. The
    * timer reads `setTimeout`, `clearTimeout` and `performance.now()` when it
    * runs, so a fake clock drives it if it fakes all three (as
    * `@sinonjs/fake-timers`' default `install()` does).
