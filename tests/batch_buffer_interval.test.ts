@@ -198,3 +198,42 @@ test("BatchBuffer gives a batch begun right after a full flush its own full inte
     await running;
   });
 });
+
+test("BatchBuffer leaves no timer pending right after a manual flush or a first full batch", async () => {
+  await withFakeClock(async (clock) => {
+    const buffer = new BatchBuffer<number>({ flush: () => {}, capacity: 3, flushInterval: 1000 });
+    const running = buffer.run();
+    await buffer.add(1);
+    assert.equal(clock.countTimers(), 1);
+    await buffer.flush();
+    assert.equal(clock.countTimers(), 0, "right after await flush()");
+    for (const item of [2, 3, 4]) await buffer.add(item); // one full batch
+    assert.equal(clock.countTimers(), 0, "right after the add that filled the batch");
+    buffer.close();
+    await running;
+  });
+});
+
+test("BatchBuffer reuses one timeout while batches fill up back to back", async () => {
+  await withFakeClock(async (clock) => {
+    const { flush, calls } = recordingFlush<number>();
+    const buffer = new BatchBuffer<number>({ flush, capacity: 10, flushInterval: 1000 });
+    const running = buffer.run();
+    let most = 0;
+    for (let i = 0; i < 1_005; i++) {
+      await buffer.add(i);
+      most = Math.max(most, clock.countTimers());
+    }
+    assert.equal(most, 1, "never more than one timeout");
+    assert.equal(calls.length, 100, "100 full batches");
+    await clock.tickAsync(999);
+    assert.equal(calls.length, 100, "the last partial batch keeps its full interval");
+    await clock.tickAsync(1);
+    assert.equal(calls.at(-1)?.reason, "interval");
+    assert.deepEqual(calls.at(-1)?.batch, [1000, 1001, 1002, 1003, 1004]);
+    await clock.tickAsync(0);
+    assert.equal(clock.countTimers(), 0);
+    buffer.close();
+    await running;
+  });
+});

@@ -207,3 +207,43 @@ test("DeadlineTimer keeps a moved deadline when the wall clock jumps back or for
     });
   }
 });
+
+test("DeadlineTimer.stop() clears a timer at once unless it was restarted right after a stop", async () => {
+  await withFakeClock(async (clock) => {
+    const timer = new DeadlineTimer(1000, () => {});
+    timer.start();
+    timer.stop(); // cold: nothing to reuse yet
+    assert.equal(clock.countTimers(), 0, "a cold stop clears at once");
+    timer.start(); // within two turns of the stop: the timer is now hot
+    assert.equal(clock.countTimers(), 1);
+    timer.stop();
+    assert.equal(clock.countTimers(), 1, "a hot stop lingers so the next start can reuse it");
+    await Promise.resolve();
+    await Promise.resolve();
+    await Promise.resolve();
+    assert.equal(clock.countTimers(), 0, "cleared before any other task runs");
+    timer.start(); // long after the stop: cold again
+    timer.stop();
+    assert.equal(clock.countTimers(), 0);
+    timer.clear();
+  });
+});
+
+test("DeadlineTimer reuses one timeout while starts follow stops back to back", async () => {
+  await withFakeClock(async (clock) => {
+    let fired = 0;
+    const timer = new DeadlineTimer(1000, () => void fired++);
+    for (let round = 0; round < 50; round++) {
+      timer.start();
+      assert.ok(clock.countTimers() <= 1, "never more than one timeout");
+      timer.stop();
+      await Promise.resolve(); // one turn, as between a producer's awaited adds
+    }
+    timer.start();
+    await clock.tickAsync(999);
+    assert.equal(fired, 0, "the reused timeout waits a full delay from the last start");
+    await clock.tickAsync(1);
+    assert.equal(fired, 1);
+    assert.equal(clock.countTimers(), 0);
+  });
+});
