@@ -563,8 +563,8 @@ export class BatchBuffer<T> implements AsyncDisposable {
 
   /** True when an item may skip the channel: the run loop would take it now. */
   #takesDirectly(): boolean {
-    return this.#state === "running" && this.#channel.size === 0 && !this.#looping &&
-      this.#hasFreeSlot();
+    return this.#state === "running" && !this.#closed && this.#channel.size === 0 &&
+      !this.#looping && this.#hasFreeSlot();
   }
 
   /** Runs one item through the run loop's per-item step, in the producer's call. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { AddAllError, BatchBuffer, BufferClosedError } from "../mod.ts";
 import { test } from "./harness.ts";
-import { settle, track } from "./helpers.ts";
+import { controlledFlush, settle, track } from "./helpers.ts";
 
 /** Rejects the test unless `promise` rejects with an AddAllError; returns that error. */
 async function addAllError(promise: Promise<unknown>): Promise<AddAllError> {
@@ -113,6 +113,24 @@ test("BatchBuffer.addAll() after close() queues nothing and says so", async () =
   assert.ok(error.cause instanceof BufferClosedError);
   await buffer.run();
   assert.equal(buffer.stats().added, 0);
+});
+
+test("BatchBuffer.addAll(), add() and tryAdd() refuse items while the close flush is still in flight", async () => {
+  // With a free flush slot and an empty channel, the run loop looks idle after close().
+  const { flush, calls } = controlledFlush<number>();
+  const buffer = new BatchBuffer<number>({ flush, maxConcurrentFlushes: 2 });
+  const running = buffer.run();
+  await buffer.add(1);
+  buffer.close(); // the close flush of [1] is now in flight; one slot is free
+  const error = await addAllError(buffer.addAll([2, 3]));
+  assert.equal(error.accepted, 0);
+  assert.ok(error.cause instanceof BufferClosedError);
+  await assert.rejects(buffer.add(4), BufferClosedError);
+  assert.throws(() => buffer.tryAdd(5), BufferClosedError);
+  calls[0].done.resolve();
+  await running;
+  assert.deepEqual(calls.map((call) => call.batch), [[1]]);
+  assert.equal(buffer.stats().added, 1);
 });
 
 test("BatchBuffer.addAll() reports an iterable that throws as the cause", async () => {
