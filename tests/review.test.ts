@@ -94,6 +94,27 @@ test("BatchBuffer.addAll() keeps acceptance order when the iterable adds an item
   assert.deepEqual(delivered, ["a", "x", "b"]);
 });
 
+test("BatchBuffer.addAll() still rejects with AddAllError when the iterable's cleanup throws", async () => {
+  const buffer = new BatchBuffer<number>({ chanSize: 1, flush: () => {} });
+  function* items(): Generator<number> {
+    try {
+      yield 1;
+      yield 2;
+    } finally {
+      // deno-lint-ignore no-unsafe-finally
+      throw new Error("cleanup failed");
+    }
+  }
+  const controller = new AbortController();
+  const adding = addAllError(buffer.addAll(items(), { signal: controller.signal }));
+  await settle(); // 1 is queued, 2 waits for room (run() not called yet)
+  controller.abort(new Error("stop"));
+  const error = await adding; // the caller must learn that 1 is the buffer's and 2 is not
+  assert.equal(error.accepted, 1);
+  assert.match(String((error.cause as Error).message), /stop/);
+  await buffer[Symbol.asyncDispose]();
+});
+
 // ------------------------------------------------- flush() inside an interval flush, N > 1
 
 test("BatchBuffer.flush() called inside an interval flush resolves at once with maxConcurrentFlushes 2", async () => {
