@@ -95,7 +95,7 @@ test("BatchBuffer.addAll() keeps acceptance order when the iterable adds an item
 });
 
 test("BatchBuffer.addAll() still rejects with AddAllError when the iterable's cleanup throws", async () => {
-  const buffer = new BatchBuffer<number>({ chanSize: 1, flush: () => {} });
+  const buffer = new BatchBuffer<number>({ chanSize: 1, flush: () => {}, onError: () => {} });
   function* items(): Generator<number> {
     try {
       yield 1;
@@ -431,6 +431,28 @@ test("BatchBuffer.flush() pending at close() resolves once its items have been t
   await settle(1);
   assert.equal(flushed.settled, true);
   assert.equal(flushed.rejected, false);
+});
+
+test("aborting BatchBuffer.writable closes the buffer even while a write waits for room", async () => {
+  const { calls, flush } = controlledFlush<number>();
+  const buffer = new BatchBuffer<number>({ capacity: 1, chanSize: 1, flush });
+  const running = buffer.run();
+  const writer = buffer.writable.getWriter();
+  await writer.write(1); // in flight, and the flush is stuck
+  await writer.write(2); // in the channel
+  const waiting = track(writer.write(3)); // waits for room
+  const aborting = writer.abort(new Error("source gone"));
+  await settle();
+  // Documented: "Closing or aborting it closes the buffer". A stuck flush must not keep the
+  // buffer open (and add() from other producers accepted) until room frees.
+  assert.throws(() => buffer.tryAdd(4), BufferClosedError);
+  calls[0].done.resolve();
+  await settle();
+  calls.at(-1)?.done.resolve();
+  await aborting;
+  await running;
+  assert.equal(waiting.rejected, true, "the write that was waiting was not accepted");
+  assert.deepEqual(calls.map((c) => c.snapshot), [[1], [2]]);
 });
 
 // ------------------------------------------------------------------------- BatchStream
