@@ -22,6 +22,12 @@ interface FlushRequest {
 
 type State = "new" | "running" | "done";
 
+/** How far addAll() got: items accepted, and the one waiting for room. */
+interface AddAllProgress<T> {
+  accepted: number;
+  held: T | typeof DONE;
+}
+
 const NEVER_ABORTS: AbortSignal = new AbortController().signal;
 
 /** Marks the end of addAll()'s items. */
@@ -111,7 +117,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
     this.#config = resolveConfig(config);
     this.#channel = new Channel<T>(this.#config.chanSize);
     this.#timer = new DeadlineTimer(this.#config.flushInterval, () => {
-      this.#flushNowOrOwe("interval");
+      this.#owed ??= "interval"; // paid by the run loop, so no flush starts outside it
       this.#runLoop();
     });
   }
@@ -188,57 +194,68 @@ export class BatchBuffer<T> implements AsyncDisposable {
     }
     // Arrays are read by index: an iterator's next() costs as much as adding the item.
     let source: readonly T[] | Iterator<T> | undefined;
-    const progress = { accepted: 0 };
+    const progress: AddAllProgress<T> = { accepted: 0, held: DONE };
     try {
       source = Array.isArray(items) ? items : items[Symbol.iterator]();
       for (;;) {
         if (this.#addWhileReady(source, signal, progress)) return;
-        const item = this.#pull(source, progress.accepted);
-        if (item === DONE) return;
-        await this.#channel.send(item, signal); // checks close and abort itself
+        await this.#channel.send(progress.held as T, signal); // checks close and abort itself
         progress.accepted++;
       }
     } catch (cause) {
-      if (source !== undefined && !Array.isArray(source)) (source as Iterator<T>).return?.();
+      if (source !== undefined && !Array.isArray(source)) {
+        try {
+          (source as Iterator<T>).return?.(); // let a generator run its finally blocks
+        } catch (error) {
+          this.#report(error);
+        }
+      }
       throw new AddAllError(progress.accepted, cause);
     }
   }
 
   /**
-   * Adds items synchronously for as long as none would have to wait; true once
-   * the source is exhausted. Kept out of addAll() because a loop inside an
-   * async function compiles to much slower code.
+   * Adds items synchronously for as long as none has to wait; true once the
+   * source is exhausted, false with the item that has to wait in
+   * `progress.held`. Kept out of addAll() because a loop inside an async
+   * function compiles to much slower code. Pulling an item may run the
+   * iterable's own code (which may add, close or abort), so every check comes
+   * after the pull.
    */
   #addWhileReady(
     source: readonly T[] | Iterator<T>,
     signal: AbortSignal | undefined,
-    progress: { accepted: number },
+    progress: AddAllProgress<T>,
   ): boolean {
+    let item = this.#pull(source, progress.accepted);
     for (;;) {
+      if (item === DONE) return true;
+      if (this.#closed) throw new BufferClosedError(item);
+      if (signal?.aborted) throw signal.reason;
       if (this.#takesDirectly()) {
         // One hand-off for a whole run of items, for as long as the run loop stays idle.
         this.#looping = true;
         try {
           do {
-            const item = this.#pull(source, progress.accepted);
-            if (item === DONE) return true;
-            if (signal?.aborted) throw signal.reason;
             this.#process(item);
             progress.accepted++;
-          } while (!this.#loopAgain && this.#hasFreeSlot() && this.#channel.size === 0);
+            item = this.#pull(source, progress.accepted);
+          } while (
+            item !== DONE && !this.#loopAgain && !this.#closed && this.#hasFreeSlot() &&
+            this.#channel.size === 0 && !signal?.aborted
+          );
         } finally {
           this.#looping = false;
           if (this.#loopAgain) this.#runLoop();
         }
-        continue;
+        continue; // the item just pulled goes through the checks above
       }
-      if (!this.#channel.hasRoom) return false;
-      const item = this.#pull(source, progress.accepted);
-      if (item === DONE) return true;
-      if (this.#closed) throw new BufferClosedError(item);
-      if (signal?.aborted) throw signal.reason;
-      this.#channel.trySend(item);
+      if (!this.#channel.trySend(item)) {
+        progress.held = item;
+        return false;
+      }
       progress.accepted++;
+      item = this.#pull(source, progress.accepted);
     }
   }
 
@@ -372,7 +389,8 @@ export class BatchBuffer<T> implements AsyncDisposable {
    */
   get writable(): WritableStream<T> {
     return this.#writable ??= new WritableStream<T>({
-      write: (item) => this.add(item),
+      // The stream's signal lets abort() stop a write that waits for room.
+      write: (item, controller) => this.add(item, { signal: controller.signal }),
       close: () => this.close(),
       abort: () => this.close(),
     });
@@ -486,6 +504,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
     let result: void | Promise<void> = undefined;
     let threw = false;
     let thrown: unknown;
+    const outer = this.#insideFlush; // flushes can nest when N > 1
     this.#insideFlush = true;
     try {
       result = this.#config.flush(batch, { signal: this.#runSignal, reason });
@@ -493,7 +512,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
       threw = true;
       thrown = error;
     } finally {
-      this.#insideFlush = false;
+      this.#insideFlush = outer;
     }
     if (threw || typeof (result as Promise<void> | undefined)?.then !== "function") {
       this.#settle(batch, size, thrown, threw); // a synchronous flush settles here, at no cost
