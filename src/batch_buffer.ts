@@ -278,6 +278,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
    * the very flush that called it. From `onFlushError` it waits as usual (the
    * failed flush has already settled). An async `flush` that awaits
    * `buffer.flush()` after its own first `await` would wait for itself: don't.
+   * (Likewise a flush that awaits `buffer.add()` while the channel is full.)
    *
    * Rejects when items are pending and `run()` has not been called.
    *
