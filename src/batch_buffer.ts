@@ -456,7 +456,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
       batch.push(item);
       this.#taken++;
       if (batch.length === 1) this.#timer.start();
-      if (batch.length >= config.capacity) this.#flushNowOrOwe("full");
+      if (batch.length >= config.capacity) this.#flushFull();
       return;
     }
     this.#inHand = 1;
@@ -486,7 +486,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
     const full = config.shouldFlush === undefined
       ? batch.length >= config.capacity
       : this.#ask(config.shouldFlush, batch, undefined, batch.length >= config.capacity);
-    if (full || this.#batchBytes >= config.maxBatchBytes) this.#flushNowOrOwe("full");
+    if (full || this.#batchBytes >= config.maxBatchBytes) this.#flushFull();
   }
 
   #startFlush(reason: FlushReason): void {
@@ -559,9 +559,10 @@ export class BatchBuffer<T> implements AsyncDisposable {
     this.#runLoop();
   }
 
-  #flushNowOrOwe(reason: FlushReason): void {
-    if (this.#hasFreeSlot()) this.#startFlush(reason);
-    else if (this.#owed === undefined || reason === "full") this.#owed = reason;
+  /** Flushes a full batch now, or as soon as a slot frees (ahead of an owed interval flush). */
+  #flushFull(): void {
+    if (this.#hasFreeSlot()) this.#startFlush("full");
+    else this.#owed = "full";
   }
 
   #flushRequestIsDue(): boolean {
