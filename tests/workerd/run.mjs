@@ -153,7 +153,9 @@ ${
 const configPath = join(outDir, "config.capnp");
 writeFileSync(configPath, config);
 
-const workerd = spawn("npx", ["--no-install", "workerd", "test", configPath], {
+// By path: node_modules/.bin/workerd may point at the older release (the workerd-old alias).
+const workerdBinary = join(root, "node_modules", "workerd", "bin", "workerd");
+const workerd = spawn(workerdBinary, ["test", configPath], {
   cwd: outDir,
   stdio: ["ignore", "pipe", "pipe"],
 });
