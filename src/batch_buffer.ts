@@ -10,14 +10,17 @@ import { DeadlineTimer } from "./deadline_timer.ts";
 import { AddAllError, BufferClosedError } from "./errors.ts";
 import type { AddOptions, BatchBufferConfig, BatchBufferStats, FlushReason } from "./types.ts";
 
-/** A `flush()` call waiting for the items accepted before it. */
+/** The `flush()` calls waiting for the same items: one manual flush serves them all. */
 interface FlushRequest {
   /** Done once this many items have been taken by the run loop. */
   readonly upTo: number;
   /** The flushes (by batch) holding those items that have not settled yet. */
   readonly unsettled: Set<unknown[]>;
-  readonly promise: Promise<void>;
-  readonly resolve: () => void;
+  /**
+   * One resolver per caller, each for a promise made in that caller's call:
+   * Workers run a promise's reactions only in the request that created it.
+   */
+  readonly callers: (() => void)[];
 }
 
 type State = "new" | "running" | "done";
@@ -28,10 +31,11 @@ interface AddAllProgress<T> {
   held: T | typeof DONE;
 }
 
-const NEVER_ABORTS: AbortSignal = new AbortController().signal;
-
 /** Marks the end of addAll()'s items. */
 const DONE: unique symbol = Symbol("done");
+
+/** Above this flushInterval (ms), a buffer with `waitUntil` warns once: Workers cap waitUntil at 30 s. */
+const WAIT_UNTIL_LIMIT_WARNING = 25_000;
 
 /**
  * A batching buffer. Producers `await buffer.add(item)`; one run loop gathers
@@ -73,12 +77,15 @@ export class BatchBuffer<T> implements AsyncDisposable {
   readonly #timer: DeadlineTimer;
   #state: State = "new";
   #closed = false;
-  #runSignal: AbortSignal = NEVER_ABORTS;
+  /** Made by run(), never at module scope: workerd refuses an AbortController there. */
+  #runSignal: AbortSignal | undefined;
   #done: Promise<void> | undefined;
   #resolveDone: () => void = () => {};
 
   #batch: T[] = [];
   #batchBytes = 0;
+  /** Settles the promise handed to `waitUntil` when the batch opened (Workers only). */
+  #releaseOpener: (() => void) | undefined;
   /** A flush that is due but waits for a free slot (only when at the limit). */
   #owed: FlushReason | undefined;
   #flushRequests: FlushRequest[] = [];
@@ -116,10 +123,25 @@ export class BatchBuffer<T> implements AsyncDisposable {
   constructor(config: BatchBufferConfig<T>) {
     this.#config = resolveConfig(config);
     this.#channel = new Channel<T>(this.#config.chanSize);
-    this.#timer = new DeadlineTimer(this.#config.flushInterval, () => {
+    const { flushInterval, waitUntil } = this.#config;
+    // Workers drop a request's timers when it ends: each batch arms its own, in
+    // the request that opened it, instead of reusing one armed by an earlier batch.
+    const reuse = waitUntil === undefined;
+    this.#timer = new DeadlineTimer(flushInterval, () => {
       this.#owed ??= "interval"; // paid by the run loop, so no flush starts outside it
       this.#runLoop();
-    });
+    }, reuse);
+    if (
+      waitUntil !== undefined && flushInterval > WAIT_UNTIL_LIMIT_WARNING &&
+      flushInterval !== Infinity
+    ) {
+      this.#report(
+        new RangeError(
+          `flushInterval is ${flushInterval} ms with waitUntil set: Cloudflare Workers give waitUntil ` +
+            "work at most 30 s after the response, so keep flushInterval plus a flush's duration well under 30 s",
+        ),
+      );
+    }
   }
 
   /**
@@ -304,18 +326,26 @@ export class BatchBuffer<T> implements AsyncDisposable {
       return Promise.reject(new Error("flush() needs the run loop: call run() first"));
     }
     const upTo = this.#taken + this.#inHand + this.#channel.size;
-    let request = this.#flushRequests.at(-1);
-    if (request === undefined || request.upTo !== upTo) {
-      let resolve!: () => void;
-      // Resolved by a plain call, never through a promise made elsewhere: Workers
-      // drop promise reactions queued in the context of a request that ended.
-      const promise = new Promise<void>((r) => (resolve = r));
-      request = { upTo, unsettled: new Set(this.#inFlight), promise, resolve };
-      this.#flushRequests.push(request);
-      this.#runLoop();
-    }
     // Waiting here could mean waiting for the very flush that called us.
-    return this.#insideFlush ? RESOLVED : request.promise;
+    if (this.#insideFlush) {
+      this.#requestFlush(upTo, undefined);
+      return RESOLVED;
+    }
+    // Made in this call and resolved by a plain call, never a promise shared with an
+    // earlier caller: Workers drop reactions queued from a request that has ended.
+    return new Promise<void>((resolve) => this.#requestFlush(upTo, resolve));
+  }
+
+  /** Joins the flush() request for the same items, or queues a new one. */
+  #requestFlush(upTo: number, resolve: (() => void) | undefined): void {
+    let request = this.#flushRequests.at(-1);
+    const isNew = request === undefined || request.upTo !== upTo;
+    if (isNew) {
+      request = { upTo, unsettled: new Set(this.#inFlight), callers: [] };
+      this.#flushRequests.push(request);
+    }
+    if (resolve !== undefined) request!.callers.push(resolve);
+    if (isNew) this.#runLoop();
   }
 
   /**
@@ -352,7 +382,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
       return Promise.reject(new Error("run() was already called: a BatchBuffer has one run loop"));
     }
     this.#state = "running";
-    this.#runSignal = signal ?? NEVER_ABORTS;
+    this.#runSignal = signal ?? new AbortController().signal;
     this.#done = new Promise<void>((resolve) => (this.#resolveDone = resolve));
     this.#channel.open(() => this.#runLoop());
     this.#runLoop();
@@ -457,6 +487,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
       this.#taken++;
       if (batch.length === 1) this.#timer.start();
       if (batch.length >= config.capacity) this.#flushFull();
+      if (batch.length === 1 && config.waitUntil !== undefined) this.#keepOpenerAlive(batch);
       return;
     }
     this.#inHand = 1;
@@ -487,6 +518,17 @@ export class BatchBuffer<T> implements AsyncDisposable {
       ? batch.length >= config.capacity
       : this.#ask(config.shouldFlush, batch, undefined, batch.length >= config.capacity);
     if (full || this.#batchBytes >= config.maxBatchBytes) this.#flushFull();
+    if (batch.length === 1 && config.waitUntil !== undefined) this.#keepOpenerAlive(batch);
+  }
+
+  /**
+   * A batch got its first item and is still open: on Workers, keep the request
+   * that opened it alive (and with it the timer it armed) until the batch has
+   * been handed to flush, with a promise made in that request.
+   */
+  #keepOpenerAlive(batch: T[]): void {
+    if (this.#batch !== batch || this.#releaseOpener !== undefined) return;
+    this.#waitUntil(new Promise<void>((resolve) => (this.#releaseOpener = resolve)));
   }
 
   #startFlush(reason: FlushReason): void {
@@ -508,16 +550,19 @@ export class BatchBuffer<T> implements AsyncDisposable {
     const outer = this.#insideFlush; // flushes can nest when N > 1
     this.#insideFlush = true;
     try {
-      result = this.#config.flush(batch, { signal: this.#runSignal, reason });
+      result = this.#config.flush(batch, { signal: this.#runSignal!, reason });
     } catch (error) {
       threw = true;
       thrown = error;
     } finally {
       this.#insideFlush = outer;
     }
+    const opener = this.#releaseOpener;
+    this.#releaseOpener = undefined;
     if (threw || typeof (result as Promise<void> | undefined)?.then !== "function") {
-      this.#settle(batch, size, thrown, threw); // a synchronous flush settles here, at no cost
       this.#waitUntil(RESOLVED);
+      opener?.();
+      this.#settle(batch, size, thrown, threw); // a synchronous flush settles here, at no cost
       return;
     }
     const settled: Promise<void> = Promise.resolve(result).then(
@@ -527,6 +572,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
     this.#inFlight.add(batch);
     for (const request of this.#flushRequests) request.unsettled.add(batch);
     this.#waitUntil(settled);
+    opener?.();
   }
 
   #settle(batch: T[], size: number, error: unknown, failed: boolean): void {
@@ -536,7 +582,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
       request.unsettled.delete(batch);
       if (request.unsettled.size === 0) {
         this.#answered.delete(request);
-        request.resolve();
+        for (const resolve of request.callers) resolve();
       }
     }
     this.#flushesInFlight--;
@@ -572,8 +618,8 @@ export class BatchBuffer<T> implements AsyncDisposable {
   #answerFlushRequest(): void {
     this.#startFlush("manual"); // joins the request's flushes while still queued
     const request = this.#flushRequests.shift()!;
-    if (request.unsettled.size === 0) request.resolve();
-    else this.#answered.add(request);
+    if (request.unsettled.size > 0) this.#answered.add(request);
+    else for (const resolve of request.callers) resolve();
   }
 
   #finish(): void {

@@ -23,10 +23,16 @@ const RESOLVED: Promise<void> = Promise.resolve();
  * to the new deadline; otherwise it is cleared before any other task runs, so
  * a stopped timer never keeps a process alive or fires. A timer that is not
  * hot, and `clear()`, clear the timeout at once.
+ *
+ * With `reuse` false, every `start()` arms a timeout of its own and `stop()`
+ * clears it at once. Cloudflare Workers need that: a timeout belongs to the
+ * request that armed it and is dropped when that request ends, so a timeout
+ * armed for one batch must never stand in for the next.
  */
 export class DeadlineTimer {
   readonly #delay: number;
   readonly #onDeadline: () => void;
+  readonly #reuse: boolean;
   #id: ReturnType<typeof setTimeout> | undefined;
   /** Milliseconds still to wait after the pending timeout fires (long delays). */
   #remaining = 0;
@@ -39,9 +45,10 @@ export class DeadlineTimer {
   #hot = false;
   #turnsQueued = false;
 
-  constructor(delay: number, onDeadline: () => void) {
+  constructor(delay: number, onDeadline: () => void, reuse = true) {
     this.#delay = delay;
     this.#onDeadline = onDeadline;
+    this.#reuse = reuse;
   }
 
   /** Sets the deadline to `delay` from now, replacing any earlier one. */
@@ -49,8 +56,11 @@ export class DeadlineTimer {
     if (this.#delay === Infinity) return;
     this.#running = true;
     if (this.#id !== undefined) {
-      this.#movedDeadline = performance.now() + this.#delay;
-      return;
+      if (this.#reuse) {
+        this.#movedDeadline = performance.now() + this.#delay;
+        return;
+      }
+      clearTimeout(this.#id);
     }
     this.#hot = this.#justStopped;
     this.#movedDeadline = 0;
@@ -62,6 +72,7 @@ export class DeadlineTimer {
   stop(): void {
     if (!this.#running) return;
     this.#running = false;
+    if (!this.#reuse) return this.clear();
     if (!this.#hot) this.clear();
     this.#justStopped = true;
     if (this.#turnsQueued) return;

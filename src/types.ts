@@ -153,10 +153,22 @@ export interface BatchBufferConfig<T> {
    */
   onError?: (error: unknown) => void;
   /**
-   * Receives the promise of every flush the buffer starts, whatever the
-   * reason, so an edge runtime keeps the isolate alive until it settles
-   * (`waitUntil: (p) => ctx.waitUntil(p)`). The promise never rejects.
-   * Default: none.
+   * Keeps an edge request alive for the buffer's work after its response
+   * (`import { waitUntil } from "cloudflare:workers"`, or
+   * `(p) => ctx.waitUntil(p)`). It makes one buffer shared by every request of
+   * a Workers isolate safe. It receives, synchronously from the call that
+   * makes each one:
+   * - the promise of every flush the buffer starts, whatever the reason,
+   *   settling when that flush has settled;
+   * - when a call opens a batch (adds its first item) and the batch stays
+   *   open, a promise made in that call that settles once the batch has been
+   *   handed to `flush`, so the request that opened it, and the interval
+   *   timeout it armed, live until then.
+   *
+   * With it set, each batch arms an interval timeout of its own (Workers drop
+   * a request's timers when it ends), and a `flushInterval` over 25 s is
+   * reported once through `onError`: Workers give `waitUntil` work at most
+   * 30 s after the response. The promises never reject. Default: none.
    */
   waitUntil?: (promise: Promise<unknown>) => void;
   /**

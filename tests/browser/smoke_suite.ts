@@ -229,7 +229,7 @@ export const smokeChecks: SmokeCheck[] = [
     },
   },
   {
-    name: "waitUntil receives a promise for every flush",
+    name: "waitUntil receives a promise for every flush and every batch that opened",
     fn: async () => {
       const handed: Promise<unknown>[] = [];
       const buffer = new BatchBuffer<number>({
@@ -243,7 +243,8 @@ export const smokeChecks: SmokeCheck[] = [
       for (let i = 0; i < 5; i++) await buffer.add(i);
       buffer.close();
       await running;
-      assertEqual(handed.length, 3, "promises handed to waitUntil");
+      // Three flushes, and a keep-alive for each of the three batches that opened.
+      assertEqual(handed.length, 6, "promises handed to waitUntil");
       await Promise.all(handed);
       assertEqual(buffer.stats().flushes, 3, "flushes");
     },

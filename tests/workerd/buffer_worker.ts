@@ -35,7 +35,8 @@ export default {
           buffer.close();
           await running;
           await Promise.all(handed);
-          if (handed.length !== 2 || JSON.stringify(flushed) !== "[[0,1],[2,3]]") {
+          // Two flushes, and a keep-alive for each of the two batches that opened.
+          if (handed.length !== 4 || JSON.stringify(flushed) !== "[[0,1],[2,3]]") {
             throw new Error(`handed ${handed.length}, flushed ${JSON.stringify(flushed)}`);
           }
         },
