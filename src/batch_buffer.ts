@@ -31,6 +31,15 @@ interface AddAllProgress<T> {
   held: T | typeof DONE;
 }
 
+/** Prints an error where nothing else can take it; a console that throws is ignored. */
+function printError(error: unknown): void {
+  try {
+    console.error(error);
+  } catch {
+    // Nowhere left to report to, and the run loop must go on.
+  }
+}
+
 /** Marks the end of addAll()'s items. */
 const DONE: unique symbol = Symbol("done");
 
@@ -99,6 +108,8 @@ export class BatchBuffer<T> implements AsyncDisposable {
   /** True while the user's flush runs synchronously (for re-entrant flush() calls). */
   #insideFlush = false;
   #writable: WritableStream<T> | undefined;
+  /** Predicate hooks already reported for returning a promise (once each). */
+  #asyncHooksReported: Set<unknown> | undefined;
 
   // Counters for stats(). `#taken` counts items placed in a batch or rejected;
   // `#inHand` is 1 while the run loop holds an item it has not placed yet, so
@@ -167,9 +178,11 @@ export class BatchBuffer<T> implements AsyncDisposable {
    * @param options An optional signal that stops the wait.
    */
   add(item: T, options?: AddOptions): Promise<void> {
-    const signal = options?.signal;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      return Promise.reject(this.#badSignal(signal));
+    let signal: AbortSignal | undefined;
+    try {
+      signal = options === undefined ? undefined : this.#signalOf(options);
+    } catch (error) {
+      return Promise.reject(error);
     }
     if (this.#closed) return Promise.reject(new BufferClosedError(item));
     if (signal?.aborted) return Promise.reject(signal.reason);
@@ -209,8 +222,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
    * @param options An optional signal that stops the wait.
    */
   async addAll(items: Iterable<T>, options?: AddOptions): Promise<void> {
-    const signal = options?.signal;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw this.#badSignal(signal);
+    const signal = this.#signalOf(options);
     if (items === null || typeof (items as Iterable<T>)?.[Symbol.iterator] !== "function") {
       throw new TypeError(`items must be iterable, received ${describe(items)}`);
     }
@@ -284,8 +296,11 @@ export class BatchBuffer<T> implements AsyncDisposable {
   /** The next item of addAll()'s source, or DONE. */
   #pull(source: readonly T[] | Iterator<T>, index: number): T | typeof DONE {
     if (Array.isArray(source)) return index < source.length ? source[index] : DONE;
-    const next = (source as Iterator<T>).next();
-    return next.done ? DONE : next.value;
+    const next: unknown = (source as Iterator<T>).next();
+    if (next === null || (typeof next !== "object" && typeof next !== "function")) {
+      throw new TypeError(`Iterator result ${describe(next)} is not an object`); // as for-of says
+    }
+    return (next as IteratorResult<T>).done ? DONE : (next as IteratorResult<T>).value;
   }
 
   /**
@@ -320,7 +335,8 @@ export class BatchBuffer<T> implements AsyncDisposable {
    */
   flush(): Promise<void> {
     if (this.#state === "done") return RESOLVED;
-    const nothingPending = this.#channel.size === 0 && this.#batch.length === 0;
+    const nothingPending = this.#channel.size === 0 && this.#batch.length === 0 &&
+      this.#inHand === 0;
     if (nothingPending && this.#inFlight.size === 0) return RESOLVED;
     if (this.#state === "new" && !nothingPending) {
       return Promise.reject(new Error("flush() needs the run loop: call run() first"));
@@ -544,13 +560,16 @@ export class BatchBuffer<T> implements AsyncDisposable {
     const size = batch.length;
     this.#flushesInFlight++;
     this.#inFlightItems += size;
-    let result: void | Promise<void> = undefined;
+    let result: unknown;
+    let isAsync = false;
     let threw = false;
     let thrown: unknown;
     const outer = this.#insideFlush; // flushes can nest when N > 1
     this.#insideFlush = true;
     try {
       result = this.#config.flush(batch, { signal: this.#runSignal!, reason });
+      // Inside the try: a `then` getter is the user's code too, and may throw.
+      isAsync = typeof (result as PromiseLike<unknown> | undefined)?.then === "function";
     } catch (error) {
       threw = true;
       thrown = error;
@@ -559,7 +578,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
     }
     const opener = this.#releaseOpener;
     this.#releaseOpener = undefined;
-    if (threw || typeof (result as Promise<void> | undefined)?.then !== "function") {
+    if (!isAsync) {
       this.#waitUntil(RESOLVED);
       opener?.();
       this.#settle(batch, size, thrown, threw); // a synchronous flush settles here, at no cost
@@ -628,10 +647,14 @@ export class BatchBuffer<T> implements AsyncDisposable {
     this.#resolveDone();
   }
 
-  /** True when an item may skip the channel: the run loop would take it now. */
+  /**
+   * True when an item may skip the channel: the run loop would take it now. Not
+   * while a full batch is owed its flush (as in onFlushError, after a slot
+   * freed and before the run loop ran): the item must not join that batch.
+   */
   #takesDirectly(): boolean {
     return this.#state === "running" && !this.#closed && this.#channel.size === 0 &&
-      !this.#looping && this.#hasFreeSlot();
+      !this.#looping && this.#hasFreeSlot() && this.#owed !== "full";
   }
 
   /** Runs one item through the run loop's per-item step, in the producer's call. */
@@ -666,14 +689,36 @@ export class BatchBuffer<T> implements AsyncDisposable {
     }
   }
 
-  /** Asks a predicate hook; a hook that throws gets its default answer. */
+  /**
+   * Asks a predicate hook; a hook that throws gets its default answer, and so
+   * does one that returns a promise (always truthy, so surely a mistake).
+   */
   #ask<A, B>(hook: (a: A, b: B) => unknown, a: A, b: B, fallback: boolean): boolean {
     try {
-      return Boolean(hook(a, b));
+      const answer = hook(a, b);
+      if (typeof answer !== "object" || answer === null) return Boolean(answer);
+      if (typeof (answer as PromiseLike<unknown>).then !== "function") return true;
+      this.#refuseAsyncHook(hook, answer as PromiseLike<unknown>);
     } catch (error) {
       this.#report(error);
-      return fallback;
     }
+    return fallback;
+  }
+
+  #refuseAsyncHook(hook: (...args: never[]) => unknown, answer: PromiseLike<unknown>): void {
+    Promise.resolve(answer).then(undefined, (error) => this.#report(error));
+    this.#asyncHooksReported ??= new Set();
+    if (this.#asyncHooksReported.has(hook)) return;
+    this.#asyncHooksReported.add(hook);
+    const name = (["willOverflow", "canAdd", "shouldFlush"] as const).find((key) =>
+      this.#config[key] === hook
+    );
+    this.#report(
+      new TypeError(
+        `${name} returned a promise, which the buffer cannot wait for: it must return a boolean ` +
+          "synchronously. Its default answer is used instead.",
+      ),
+    );
   }
 
   #waitUntil(promise: Promise<void>): void {
@@ -685,23 +730,35 @@ export class BatchBuffer<T> implements AsyncDisposable {
   #call(callback: () => unknown): void {
     try {
       const result = callback();
-      if (typeof (result as Promise<unknown> | undefined)?.then === "function") {
-        (result as Promise<unknown>).then(undefined, (error) => this.#report(error));
+      if (typeof (result as PromiseLike<unknown> | undefined)?.then === "function") {
+        Promise.resolve(result).then(undefined, (error) => this.#report(error));
       }
     } catch (error) {
       this.#report(error);
     }
   }
 
+  /**
+   * Hands an error to onError, or prints it. Never throws and leaves nothing
+   * unhandled: what onError throws or rejects with is printed instead.
+   */
   #report(error: unknown): void {
+    const onError = this.#config.onError;
+    if (onError === undefined) return printError(error);
     try {
-      (this.#config.onError ?? console.error)(error);
+      const result: unknown = onError(error);
+      if (typeof (result as PromiseLike<unknown> | undefined)?.then === "function") {
+        Promise.resolve(result).then(undefined, printError);
+      }
     } catch (secondError) {
-      console.error(secondError);
+      printError(secondError);
     }
   }
 
-  #badSignal(signal: unknown): TypeError {
-    return new TypeError(`options.signal must be an AbortSignal, received ${describe(signal)}`);
+  /** Reads `options.signal` (a getter may throw: the caller turns that into a rejection). */
+  #signalOf(options: AddOptions | undefined): AbortSignal | undefined {
+    const signal = options?.signal;
+    if (signal === undefined || signal instanceof AbortSignal) return signal;
+    throw new TypeError(`options.signal must be an AbortSignal, received ${describe(signal)}`);
   }
 }

@@ -39,13 +39,18 @@ const HOOKS = [
 /** Describes a received value for an error message: `0`, `"10"`, `an object`. */
 export function describe(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "bigint") return `${value}n`;
   if (typeof value === "function") return "a function";
-  if (Array.isArray(value)) return "an array";
-  if (value !== null && typeof value === "object") {
-    const name = Object.getPrototypeOf(value)?.constructor?.name;
-    return name && name !== "Object" ? `an instance of ${name}` : "an object";
+  if (value === null || typeof value !== "object") return String(value);
+  try {
+    if (Array.isArray(value)) return "an array";
+    const name: unknown = Object.getPrototypeOf(value)?.constructor?.name;
+    return typeof name === "string" && name !== "" && name !== "Object"
+      ? `an instance of ${name}`
+      : "an object";
+  } catch {
+    return "an object"; // a Proxy or a getter that throws: describing must never throw
   }
-  return String(value);
 }
 
 function positiveInteger(name: string, value: unknown, fallback: number): number {
@@ -98,7 +103,8 @@ export function resolveConfig<T>(config: BatchBufferConfig<T>): ResolvedConfig<T
       `maxItemBytes must not exceed maxBatchBytes (${maxBatchBytes}), received ${maxItemBytes}`,
     );
   }
-  const budgeted = config.maxBatchBytes !== undefined || config.maxItemBytes !== undefined;
+  // Infinity, the documented default, sets no budget and so needs no sizeOf.
+  const budgeted = maxBatchBytes !== Infinity || maxItemBytes !== Infinity;
   if (budgeted && config.sizeOf === undefined) {
     throw new TypeError(
       "sizeOf must be a function when maxBatchBytes or maxItemBytes is set, received undefined",

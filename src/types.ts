@@ -57,8 +57,10 @@ export interface FlushContext {
 /**
  * Sends one batch to the backend. The array belongs to the function: the
  * buffer never reads, reuses or changes it again, so it may be kept, sorted
- * or sent later. Throwing or rejecting hands the batch to `onFlushError`;
- * the buffer does not retry.
+ * or sent later. It may return anything: a promise (of any value, so
+ * `(batch) => fetch(url, ...)` fits) is awaited, and its resolved value is
+ * ignored. Throwing, rejecting, or returning a thenable whose `then` throws
+ * hands the batch to `onFlushError`; the buffer does not retry.
  *
  * @typeParam T The item type.
  *
@@ -79,7 +81,7 @@ export interface FlushContext {
 export type FlushFunc<T> = (
   batch: T[],
   context: FlushContext,
-) => void | Promise<void>;
+) => void | Promise<unknown>;
 
 /**
  * How a {@linkcode BatchBuffer} batches. Only `flush` is required.
@@ -95,9 +97,13 @@ export type FlushFunc<T> = (
  * 4. The item is appended. If `shouldFlush(batch)` is true, or the batch
  *    reached `maxBatchBytes`, the batch is flushed (reason `"full"`).
  *
- * Hooks answer by truthiness. A hook that throws counts as absent for that
- * one call (its default answer applies; a throwing `sizeOf` counts as an
- * invalid size) and its error goes to `onError`.
+ * Hooks answer by truthiness, synchronously. A hook that throws counts as
+ * absent for that one call (its default answer applies; a throwing `sizeOf`
+ * counts as an invalid size) and its error goes to `onError`. A predicate
+ * (`willOverflow`, `canAdd`, `shouldFlush`) that returns a promise gets its
+ * default answer too, and is reported once through `onError`: the buffer
+ * never waits for a hook. Hooks may call the buffer back (`add`, `tryAdd`,
+ * `flush`, `close`, `stats`); the answers stay consistent.
  *
  * @typeParam T The item type.
  *
@@ -148,8 +154,10 @@ export interface BatchBufferConfig<T> {
    */
   onFlushError?: (error: unknown, batch: T[]) => void;
   /**
-   * Receives errors thrown by the other hooks (and by `onFlushError` itself).
-   * Default: `console.error`.
+   * Receives errors thrown by the other hooks (and by `onFlushError` itself),
+   * and rejections of the async ones. What it throws, or rejects with if it
+   * is async, goes to `console.error`; a `console.error` that throws is
+   * ignored, so reporting never stops the run loop. Default: `console.error`.
    */
   onError?: (error: unknown) => void;
   /**
