@@ -34,8 +34,8 @@ export class Ledger<T> {
    * inner flush decides the outcome.
    */
   flush(
-    inner: (batch: T[], context: FlushContext) => void | Promise<void> = () => {},
-  ): (batch: T[], context: FlushContext) => void | Promise<void> {
+    inner: (batch: T[], context: FlushContext) => void | Promise<unknown> = () => {},
+  ): (batch: T[], context: FlushContext) => void | Promise<unknown> {
     return (batch, context) => {
       const entry: LedgerFlush<T> = { batch, reason: context.reason, failed: false };
       this.flushes.push(entry);
@@ -44,7 +44,7 @@ export class Ledger<T> {
         entry.error = error;
         throw error;
       };
-      let result: void | Promise<void>;
+      let result: void | Promise<unknown>;
       try {
         result = inner(batch, context);
       } catch (error) {
