@@ -4,44 +4,10 @@
  *
  * @module
  */
-import { Channel, RESOLVED } from "./channel.ts";
-import { describe, resolveConfig, type ResolvedConfig } from "./config.ts";
-import { DeadlineTimer } from "./deadline_timer.ts";
-import { AddAllError, BufferClosedError } from "./errors.ts";
-import type { AddOptions, BatchBufferConfig, BatchBufferStats, FlushReason } from "./types.ts";
-
-/** The `flush()` calls waiting for the same items: one manual flush serves them all. */
-interface FlushRequest {
-  /** Done once this many items have been taken by the run loop. */
-  readonly upTo: number;
-  /** The flushes (by batch) holding those items that have not settled yet. */
-  readonly unsettled: Set<unknown[]>;
-  /**
-   * One resolver per caller, each for a promise made in that caller's call:
-   * Workers run a promise's reactions only in the request that created it.
-   */
-  readonly callers: (() => void)[];
-}
-
-type State = "new" | "running" | "done";
-
-/** How far addAll() got: items accepted, and the one waiting for room. */
-interface AddAllProgress<T> {
-  accepted: number;
-  held: T | typeof DONE;
-}
-
-/** Prints an error where nothing else can take it; a console that throws is ignored. */
-function printError(error: unknown): void {
-  try {
-    console.error(error);
-  } catch {
-    // Nowhere left to report to, and the run loop must go on.
-  }
-}
-
-/** Marks the end of addAll()'s items. */
-const DONE: unique symbol = Symbol("done");
+import { addAll } from "./add_all.ts";
+import { describe, resolveConfig } from "./config.ts";
+import { RunLoop } from "./run_loop.ts";
+import type { AddOptions, BatchBufferConfig, BatchBufferStats } from "./types.ts";
 
 /** Above this flushInterval (ms), a buffer with `waitUntil` warns once: Workers cap waitUntil at 30 s. */
 const WAIT_UNTIL_LIMIT_WARNING = 25_000;
@@ -81,47 +47,8 @@ const WAIT_UNTIL_LIMIT_WARNING = 25_000;
  * ```
  */
 export class BatchBuffer<T> implements AsyncDisposable {
-  readonly #config: ResolvedConfig<T>;
-  readonly #channel: Channel<T>;
-  readonly #timer: DeadlineTimer;
-  #state: State = "new";
-  #closed = false;
-  /** Made by run(), never at module scope: workerd refuses an AbortController there. */
-  #runSignal: AbortSignal | undefined;
-  #done: Promise<void> | undefined;
-  #resolveDone: () => void = () => {};
-
-  #batch: T[] = [];
-  #batchBytes = 0;
-  /** Settles the promise handed to `waitUntil` when the batch opened (Workers only). */
-  #releaseOpener: (() => void) | undefined;
-  /** A flush that is due but waits for a free slot (only when at the limit). */
-  #owed: FlushReason | undefined;
-  #flushRequests: FlushRequest[] = [];
-  #flushesInFlight = 0;
-  /** The batches of the flushes in flight. */
-  #inFlight = new Set<unknown[]>();
-  /** Answered flush() requests still waiting for their flushes to settle. */
-  #answered = new Set<FlushRequest>();
-  #looping = false;
-  #loopAgain = false;
-  /** True while the user's flush runs synchronously (for re-entrant flush() calls). */
-  #insideFlush = false;
+  readonly #loop: RunLoop<T>;
   #writable: WritableStream<T> | undefined;
-  /** Predicate hooks already reported for returning a promise (once each). */
-  #asyncHooksReported: Set<unknown> | undefined;
-
-  // Counters for stats(). `#taken` counts items placed in a batch or rejected;
-  // `#inHand` is 1 while the run loop holds an item it has not placed yet, so
-  // that `added` never dips while a hook or an "overflow" flush runs.
-  #taken = 0;
-  #inHand = 0;
-  #rejected = 0;
-  #flushedItems = 0;
-  #failedItems = 0;
-  #inFlightItems = 0;
-  #flushes = 0;
-  #failedFlushes = 0;
 
   /**
    * Creates a buffer. Nothing runs until `run()` is called, but items may be
@@ -132,21 +59,14 @@ export class BatchBuffer<T> implements AsyncDisposable {
    * @throws {RangeError} when a number is out of range.
    */
   constructor(config: BatchBufferConfig<T>) {
-    this.#config = resolveConfig(config);
-    this.#channel = new Channel<T>(this.#config.chanSize);
-    const { flushInterval, waitUntil } = this.#config;
-    // Workers drop a request's timers when it ends: each batch arms its own, in
-    // the request that opened it, instead of reusing one armed by an earlier batch.
-    const reuse = waitUntil === undefined;
-    this.#timer = new DeadlineTimer(flushInterval, () => {
-      this.#owed ??= "interval"; // paid by the run loop, so no flush starts outside it
-      this.#runLoop();
-    }, reuse);
+    const resolved = resolveConfig(config);
+    this.#loop = new RunLoop(resolved);
+    const { flushInterval, waitUntil } = resolved;
     if (
       waitUntil !== undefined && flushInterval > WAIT_UNTIL_LIMIT_WARNING &&
       flushInterval !== Infinity
     ) {
-      this.#report(
+      this.#loop.hooks.report(
         new RangeError(
           `flushInterval is ${flushInterval} ms with waitUntil set: Cloudflare Workers give waitUntil ` +
             "work at most 30 s after the response, so keep flushInterval plus a flush's duration well under 30 s",
@@ -160,7 +80,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
    * `chanSize`. A snapshot for monitoring.
    */
   get itemsInChannel(): number {
-    return this.#channel.size;
+    return this.#loop.itemsInChannel;
   }
 
   /**
@@ -180,17 +100,11 @@ export class BatchBuffer<T> implements AsyncDisposable {
   add(item: T, options?: AddOptions): Promise<void> {
     let signal: AbortSignal | undefined;
     try {
-      signal = options === undefined ? undefined : this.#signalOf(options);
+      signal = options === undefined ? undefined : signalOf(options);
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.#closed) return Promise.reject(new BufferClosedError(item));
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.#takesDirectly()) {
-      this.#processDirectly(item);
-      return RESOLVED;
-    }
-    return this.#channel.send(item, signal);
+    return this.#loop.add(item, signal);
   }
 
   /**
@@ -202,12 +116,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
    * @throws {BufferClosedError} after `close()`.
    */
   tryAdd(item: T): boolean {
-    if (this.#closed) throw new BufferClosedError(item);
-    if (this.#takesDirectly()) {
-      this.#processDirectly(item);
-      return true;
-    }
-    return this.#channel.trySend(item);
+    return this.#loop.tryAdd(item);
   }
 
   /**
@@ -221,86 +130,12 @@ export class BatchBuffer<T> implements AsyncDisposable {
    * @param items Any iterable.
    * @param options An optional signal that stops the wait.
    */
-  async addAll(items: Iterable<T>, options?: AddOptions): Promise<void> {
-    const signal = this.#signalOf(options);
-    if (items === null || typeof (items as Iterable<T>)?.[Symbol.iterator] !== "function") {
-      throw new TypeError(`items must be iterable, received ${describe(items)}`);
-    }
-    // Arrays are read by index: an iterator's next() costs as much as adding the item.
-    let source: readonly T[] | Iterator<T> | undefined;
-    const progress: AddAllProgress<T> = { accepted: 0, held: DONE };
+  addAll(items: Iterable<T>, options?: AddOptions): Promise<void> {
     try {
-      source = Array.isArray(items) ? items : items[Symbol.iterator]();
-      for (;;) {
-        if (this.#addWhileReady(source, signal, progress)) return;
-        await this.#channel.send(progress.held as T, signal); // checks close and abort itself
-        progress.accepted++;
-      }
-    } catch (cause) {
-      if (source !== undefined && !Array.isArray(source)) {
-        try {
-          (source as Iterator<T>).return?.(); // let a generator run its finally blocks
-        } catch (error) {
-          this.#report(error);
-        }
-      }
-      throw new AddAllError(progress.accepted, cause);
+      return addAll(this.#loop, items, signalOf(options));
+    } catch (error) {
+      return Promise.reject(error);
     }
-  }
-
-  /**
-   * Adds items synchronously for as long as none has to wait; true once the
-   * source is exhausted, false with the item that has to wait in
-   * `progress.held`. Kept out of addAll() because a loop inside an async
-   * function compiles to much slower code. Pulling an item may run the
-   * iterable's own code (which may add, close or abort), so every check comes
-   * after the pull.
-   */
-  #addWhileReady(
-    source: readonly T[] | Iterator<T>,
-    signal: AbortSignal | undefined,
-    progress: AddAllProgress<T>,
-  ): boolean {
-    let item = this.#pull(source, progress.accepted);
-    for (;;) {
-      if (item === DONE) return true;
-      if (this.#closed) throw new BufferClosedError(item);
-      if (signal?.aborted) throw signal.reason;
-      if (this.#takesDirectly()) {
-        // One hand-off for a whole run of items, for as long as the run loop stays idle.
-        this.#looping = true;
-        try {
-          do {
-            this.#process(item);
-            progress.accepted++;
-            item = this.#pull(source, progress.accepted);
-          } while (
-            item !== DONE && !this.#loopAgain && !this.#closed && this.#hasFreeSlot() &&
-            this.#channel.size === 0 && !signal?.aborted
-          );
-        } finally {
-          this.#looping = false;
-          if (this.#loopAgain) this.#runLoop();
-        }
-        continue; // the item just pulled goes through the checks above
-      }
-      if (!this.#channel.trySend(item)) {
-        progress.held = item;
-        return false;
-      }
-      progress.accepted++;
-      item = this.#pull(source, progress.accepted);
-    }
-  }
-
-  /** The next item of addAll()'s source, or DONE. */
-  #pull(source: readonly T[] | Iterator<T>, index: number): T | typeof DONE {
-    if (Array.isArray(source)) return index < source.length ? source[index] : DONE;
-    const next: unknown = (source as Iterator<T>).next();
-    if (next === null || (typeof next !== "object" && typeof next !== "function")) {
-      throw new TypeError(`Iterator result ${describe(next)} is not an object`); // as for-of says
-    }
-    return (next as IteratorResult<T>).done ? DONE : (next as IteratorResult<T>).value;
   }
 
   /**
@@ -334,34 +169,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
    * ```
    */
   flush(): Promise<void> {
-    if (this.#state === "done") return RESOLVED;
-    const nothingPending = this.#channel.size === 0 && this.#batch.length === 0 &&
-      this.#inHand === 0;
-    if (nothingPending && this.#inFlight.size === 0) return RESOLVED;
-    if (this.#state === "new" && !nothingPending) {
-      return Promise.reject(new Error("flush() needs the run loop: call run() first"));
-    }
-    const upTo = this.#taken + this.#inHand + this.#channel.size;
-    // Waiting here could mean waiting for the very flush that called us.
-    if (this.#insideFlush) {
-      this.#requestFlush(upTo, undefined);
-      return RESOLVED;
-    }
-    // Made in this call and resolved by a plain call, never a promise shared with an
-    // earlier caller: Workers drop reactions queued from a request that has ended.
-    return new Promise<void>((resolve) => this.#requestFlush(upTo, resolve));
-  }
-
-  /** Joins the flush() request for the same items, or queues a new one. */
-  #requestFlush(upTo: number, resolve: (() => void) | undefined): void {
-    let request = this.#flushRequests.at(-1);
-    const isNew = request === undefined || request.upTo !== upTo;
-    if (isNew) {
-      request = { upTo, unsettled: new Set(this.#inFlight), callers: [] };
-      this.#flushRequests.push(request);
-    }
-    if (resolve !== undefined) request!.callers.push(resolve);
-    if (isNew) this.#runLoop();
+    return this.#loop.flush();
   }
 
   /**
@@ -371,10 +179,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
    * and then `run()` resolves. Calling it again does nothing.
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#channel.close((item) => new BufferClosedError(item));
-    this.#runLoop();
+    this.#loop.close();
   }
 
   /**
@@ -394,15 +199,8 @@ export class BatchBuffer<T> implements AsyncDisposable {
         new TypeError(`signal must be an AbortSignal, received ${describe(signal)}`),
       );
     }
-    if (this.#state !== "new") {
-      return Promise.reject(new Error("run() was already called: a BatchBuffer has one run loop"));
-    }
-    this.#state = "running";
-    this.#runSignal = signal ?? new AbortController().signal;
-    this.#done = new Promise<void>((resolve) => (this.#resolveDone = resolve));
-    this.#channel.open(() => this.#runLoop());
-    this.#runLoop();
-    return this.#done;
+    return this.#loop.run(signal) ??
+      Promise.reject(new Error("run() was already called: a BatchBuffer has one run loop"));
   }
 
   /**
@@ -412,8 +210,8 @@ export class BatchBuffer<T> implements AsyncDisposable {
    */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
-    if (this.#state === "new") await this.run();
-    else await this.#done;
+    if (!this.#loop.started) await this.run();
+    else await this.#loop.done;
   }
 
   /**
@@ -448,317 +246,13 @@ export class BatchBuffer<T> implements AsyncDisposable {
    * invariant they keep.
    */
   stats(): BatchBufferStats {
-    return {
-      added: this.#taken + this.#inHand + this.#channel.size,
-      rejected: this.#rejected,
-      flushedItems: this.#flushedItems,
-      failedItems: this.#failedItems,
-      inFlightItems: this.#inFlightItems,
-      itemsInChannel: this.#channel.size,
-      itemsInBatch: this.#batch.length + this.#inHand,
-      flushes: this.#flushes,
-      failedFlushes: this.#failedFlushes,
-      flushesInFlight: this.#flushesInFlight,
-    };
+    return this.#loop.stats();
   }
+}
 
-  /**
-   * The run loop. It runs whenever something changes (an item arrives, a
-   * flush settles, the interval elapses, `flush()` or `close()` is called)
-   * and does all it can without waiting. While `maxConcurrentFlushes` flushes
-   * are in flight it takes nothing, so the channel fills and producers wait.
-   */
-  #runLoop(): void {
-    if (this.#looping) {
-      this.#loopAgain = true; // a callback re-entered; go round once more
-      return;
-    }
-    this.#looping = true;
-    try {
-      do {
-        this.#loopAgain = false;
-        while (this.#state === "running" && this.#hasFreeSlot()) {
-          if (this.#owed !== undefined) this.#startFlush(this.#owed);
-          else if (this.#flushRequestIsDue()) this.#answerFlushRequest();
-          else if (this.#channel.hasItem) this.#process(this.#channel.take());
-          else if (!this.#closed || this.#channel.size > 0) break; // wait for items
-          else if (this.#batch.length > 0) this.#startFlush("close");
-          else if (this.#flushesInFlight === 0) this.#finish();
-          else break; // wait for the last flushes to settle
-        }
-      } while (this.#loopAgain);
-    } finally {
-      this.#looping = false;
-    }
-  }
-
-  /** One item: size, overflow, canAdd, append, shouldFlush (see BatchBufferConfig). */
-  #process(item: T): void {
-    const config = this.#config;
-    if (config.plain) {
-      // No hook and no byte budget (which needs sizeOf): steps 1-3 cannot apply.
-      // This shortcut is worth about 3 ns an item, a tenth of add()'s own cost.
-      const batch = this.#batch;
-      batch.push(item);
-      this.#taken++;
-      if (batch.length === 1) this.#timer.start();
-      if (batch.length >= config.capacity) this.#flushFull();
-      if (batch.length === 1 && config.waitUntil !== undefined) this.#keepOpenerAlive(batch);
-      return;
-    }
-    this.#inHand = 1;
-    let size = 0;
-    if (config.sizeOf !== undefined) {
-      size = this.#measure(item);
-      const valid = typeof size === "number" && Number.isFinite(size) && size >= 0;
-      if (!valid || size > config.maxItemBytes) return this.#reject(item);
-    }
-    if (
-      this.#batch.length > 0 &&
-      (this.#batchBytes + size > config.maxBatchBytes ||
-        (config.willOverflow !== undefined &&
-          this.#ask(config.willOverflow, this.#batch, item, false)))
-    ) {
-      this.#startFlush("overflow");
-    }
-    if (config.canAdd !== undefined && !this.#ask(config.canAdd, this.#batch, item, true)) {
-      return this.#reject(item);
-    }
-    const batch = this.#batch;
-    batch.push(item);
-    this.#batchBytes += size;
-    this.#inHand = 0;
-    this.#taken++;
-    if (batch.length === 1) this.#timer.start();
-    const full = config.shouldFlush === undefined
-      ? batch.length >= config.capacity
-      : this.#ask(config.shouldFlush, batch, undefined, batch.length >= config.capacity);
-    if (full || this.#batchBytes >= config.maxBatchBytes) this.#flushFull();
-    if (batch.length === 1 && config.waitUntil !== undefined) this.#keepOpenerAlive(batch);
-  }
-
-  /**
-   * A batch got its first item and is still open: on Workers, keep the request
-   * that opened it alive (and with it the timer it armed) until the batch has
-   * been handed to flush, with a promise made in that request.
-   */
-  #keepOpenerAlive(batch: T[]): void {
-    if (this.#batch !== batch || this.#releaseOpener !== undefined) return;
-    this.#waitUntil(new Promise<void>((resolve) => (this.#releaseOpener = resolve)));
-  }
-
-  #startFlush(reason: FlushReason): void {
-    this.#owed = undefined;
-    const batch = this.#batch;
-    if (batch.length === 0) return;
-    this.#batch = [];
-    this.#batchBytes = 0;
-    // Only a batch that filled up is likely to be followed at once by the next.
-    if (reason === "full" || reason === "overflow") this.#timer.stop();
-    else this.#timer.clear();
-    // Counted now: the array belongs to flush, which may empty or change it.
-    const size = batch.length;
-    this.#flushesInFlight++;
-    this.#inFlightItems += size;
-    let result: unknown;
-    let isAsync = false;
-    let threw = false;
-    let thrown: unknown;
-    const outer = this.#insideFlush; // flushes can nest when N > 1
-    this.#insideFlush = true;
-    try {
-      result = this.#config.flush(batch, { signal: this.#runSignal!, reason });
-      // Inside the try: a `then` getter is the user's code too, and may throw.
-      isAsync = typeof (result as PromiseLike<unknown> | undefined)?.then === "function";
-    } catch (error) {
-      threw = true;
-      thrown = error;
-    } finally {
-      this.#insideFlush = outer;
-    }
-    const opener = this.#releaseOpener;
-    this.#releaseOpener = undefined;
-    if (!isAsync) {
-      this.#waitUntil(RESOLVED);
-      opener?.();
-      this.#settle(batch, size, thrown, threw); // a synchronous flush settles here, at no cost
-      return;
-    }
-    const settled: Promise<void> = Promise.resolve(result).then(
-      () => this.#settle(batch, size, undefined, false),
-      (error) => this.#settle(batch, size, error, true),
-    );
-    this.#inFlight.add(batch);
-    for (const request of this.#flushRequests) request.unsettled.add(batch);
-    this.#waitUntil(settled);
-    opener?.();
-  }
-
-  #settle(batch: T[], size: number, error: unknown, failed: boolean): void {
-    this.#inFlight.delete(batch);
-    for (const request of this.#flushRequests) request.unsettled.delete(batch);
-    for (const request of this.#answered) {
-      request.unsettled.delete(batch);
-      if (request.unsettled.size === 0) {
-        this.#answered.delete(request);
-        for (const resolve of request.callers) resolve();
-      }
-    }
-    this.#flushesInFlight--;
-    this.#inFlightItems -= size;
-    if (failed) {
-      this.#failedFlushes++;
-      this.#failedItems += size;
-      const onFlushError = this.#config.onFlushError;
-      if (onFlushError === undefined) {
-        this.#report(
-          new Error(`flush failed; its ${size} items were not delivered`, { cause: error }),
-        );
-      } else {
-        this.#call(() => onFlushError(error, batch));
-      }
-    } else {
-      this.#flushes++;
-      this.#flushedItems += size;
-    }
-    this.#runLoop();
-  }
-
-  /** Flushes a full batch now, or as soon as a slot frees (ahead of an owed interval flush). */
-  #flushFull(): void {
-    if (this.#hasFreeSlot()) this.#startFlush("full");
-    else this.#owed = "full";
-  }
-
-  #flushRequestIsDue(): boolean {
-    return this.#flushRequests.length > 0 && this.#taken >= this.#flushRequests[0].upTo;
-  }
-
-  #answerFlushRequest(): void {
-    this.#startFlush("manual"); // joins the request's flushes while still queued
-    const request = this.#flushRequests.shift()!;
-    if (request.unsettled.size > 0) this.#answered.add(request);
-    else for (const resolve of request.callers) resolve();
-  }
-
-  #finish(): void {
-    this.#state = "done";
-    this.#timer.clear();
-    this.#resolveDone();
-  }
-
-  /**
-   * True when an item may skip the channel: the run loop would take it now. Not
-   * while a full batch is owed its flush (as in onFlushError, after a slot
-   * freed and before the run loop ran): the item must not join that batch.
-   */
-  #takesDirectly(): boolean {
-    return this.#state === "running" && !this.#closed && this.#channel.size === 0 &&
-      !this.#looping && this.#hasFreeSlot() && this.#owed !== "full";
-  }
-
-  /** Runs one item through the run loop's per-item step, in the producer's call. */
-  #processDirectly(item: T): void {
-    this.#looping = true;
-    try {
-      this.#process(item);
-    } finally {
-      this.#looping = false;
-    }
-    if (this.#loopAgain) this.#runLoop();
-  }
-
-  #hasFreeSlot(): boolean {
-    return this.#flushesInFlight < this.#config.maxConcurrentFlushes;
-  }
-
-  #reject(item: T): void {
-    this.#inHand = 0;
-    this.#taken++;
-    this.#rejected++;
-    const onReject = this.#config.onReject;
-    if (onReject !== undefined) this.#call(() => onReject(item));
-  }
-
-  #measure(item: T): number {
-    try {
-      return this.#config.sizeOf!(item);
-    } catch (error) {
-      this.#report(error);
-      return NaN;
-    }
-  }
-
-  /**
-   * Asks a predicate hook; a hook that throws gets its default answer, and so
-   * does one that returns a promise (always truthy, so surely a mistake).
-   */
-  #ask<A, B>(hook: (a: A, b: B) => unknown, a: A, b: B, fallback: boolean): boolean {
-    try {
-      const answer = hook(a, b);
-      if (typeof answer !== "object" || answer === null) return Boolean(answer);
-      if (typeof (answer as PromiseLike<unknown>).then !== "function") return true;
-      this.#refuseAsyncHook(hook, answer as PromiseLike<unknown>);
-    } catch (error) {
-      this.#report(error);
-    }
-    return fallback;
-  }
-
-  #refuseAsyncHook(hook: (...args: never[]) => unknown, answer: PromiseLike<unknown>): void {
-    Promise.resolve(answer).then(undefined, (error) => this.#report(error));
-    this.#asyncHooksReported ??= new Set();
-    if (this.#asyncHooksReported.has(hook)) return;
-    this.#asyncHooksReported.add(hook);
-    const name = (["willOverflow", "canAdd", "shouldFlush"] as const).find((key) =>
-      this.#config[key] === hook
-    );
-    this.#report(
-      new TypeError(
-        `${name} returned a promise, which the buffer cannot wait for: it must return a boolean ` +
-          "synchronously. Its default answer is used instead.",
-      ),
-    );
-  }
-
-  #waitUntil(promise: Promise<void>): void {
-    const waitUntil = this.#config.waitUntil;
-    if (waitUntil !== undefined) this.#call(() => waitUntil(promise));
-  }
-
-  /** Calls a void hook; what it throws, or rejects with if it is async, goes to onError. */
-  #call(callback: () => unknown): void {
-    try {
-      const result = callback();
-      if (typeof (result as PromiseLike<unknown> | undefined)?.then === "function") {
-        Promise.resolve(result).then(undefined, (error) => this.#report(error));
-      }
-    } catch (error) {
-      this.#report(error);
-    }
-  }
-
-  /**
-   * Hands an error to onError, or prints it. Never throws and leaves nothing
-   * unhandled: what onError throws or rejects with is printed instead.
-   */
-  #report(error: unknown): void {
-    const onError = this.#config.onError;
-    if (onError === undefined) return printError(error);
-    try {
-      const result: unknown = onError(error);
-      if (typeof (result as PromiseLike<unknown> | undefined)?.then === "function") {
-        Promise.resolve(result).then(undefined, printError);
-      }
-    } catch (secondError) {
-      printError(secondError);
-    }
-  }
-
-  /** Reads `options.signal` (a getter may throw: the caller turns that into a rejection). */
-  #signalOf(options: AddOptions | undefined): AbortSignal | undefined {
-    const signal = options?.signal;
-    if (signal === undefined || signal instanceof AbortSignal) return signal;
-    throw new TypeError(`options.signal must be an AbortSignal, received ${describe(signal)}`);
-  }
+/** Reads `options.signal` (a getter may throw: callers turn that into a rejection). */
+function signalOf(options: AddOptions | undefined): AbortSignal | undefined {
+  const signal = options?.signal;
+  if (signal === undefined || signal instanceof AbortSignal) return signal;
+  throw new TypeError(`options.signal must be an AbortSignal, received ${describe(signal)}`);
 }

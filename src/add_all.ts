@@ -1,0 +1,58 @@
+// addAll(): many items for the price of few awaits. Internal: not exported from mod.ts.
+import { describe } from "./config.ts";
+import { AddAllError } from "./errors.ts";
+import type { RunLoop } from "./run_loop.ts";
+
+/** Marks the end of addAll()'s items. */
+export const DONE: unique symbol = Symbol("done");
+
+/** How far addAll() got: items accepted, and the one waiting for room. */
+export interface AddAllProgress<T> {
+  accepted: number;
+  held: T | typeof DONE;
+}
+
+/** The next item of addAll()'s source, or DONE. Arrays are read by index. */
+export function pull<T>(source: readonly T[] | Iterator<T>, index: number): T | typeof DONE {
+  if (Array.isArray(source)) return index < source.length ? source[index] : DONE;
+  const next: unknown = (source as Iterator<T>).next();
+  if (next === null || (typeof next !== "object" && typeof next !== "function")) {
+    throw new TypeError(`Iterator result ${describe(next)} is not an object`); // as for-of says
+  }
+  return (next as IteratorResult<T>).done ? DONE : (next as IteratorResult<T>).value;
+}
+
+/**
+ * Adds the items in order, awaiting only when one has to wait for room. On
+ * any stop it rejects with an AddAllError saying how many leading items the
+ * buffer took.
+ */
+export async function addAll<T>(
+  loop: RunLoop<T>,
+  items: Iterable<T>,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  if (items === null || typeof (items as Iterable<T>)?.[Symbol.iterator] !== "function") {
+    throw new TypeError(`items must be iterable, received ${describe(items)}`);
+  }
+  // Arrays are read by index: an iterator's next() costs as much as adding the item.
+  let source: readonly T[] | Iterator<T> | undefined;
+  const progress: AddAllProgress<T> = { accepted: 0, held: DONE };
+  try {
+    source = Array.isArray(items) ? items : items[Symbol.iterator]();
+    for (;;) {
+      if (loop.addWhileReady(source, signal, progress)) return;
+      await loop.send(progress.held as T, signal);
+      progress.accepted++;
+    }
+  } catch (cause) {
+    if (source !== undefined && !Array.isArray(source)) {
+      try {
+        (source as Iterator<T>).return?.(); // let a generator run its finally blocks
+      } catch (error) {
+        loop.hooks.report(error);
+      }
+    }
+    throw new AddAllError(progress.accepted, cause);
+  }
+}
