@@ -1,28 +1,42 @@
-// Forms batches: the per-item step, the interval deadline and the flush owed
-// for a full slot. Internal: not exported from mod.ts.
+// Forms batches: the per-item step, deadlines, and flushes owed until a slot
+// (or the key's flight) frees. Internal: not exported from mod.ts.
 import type { ResolvedConfig } from "./config.ts";
 import type { Counters } from "./counters.ts";
 import { DeadlineTimer } from "./deadline_timer.ts";
 import type { Flights } from "./flights.ts";
-import { FormingBatch } from "./forming_batch.ts";
+import type { FormingBatch } from "./forming_batch.ts";
 import type { Hooks } from "./hooks.ts";
+import { OpenBatches } from "./open_batches.ts";
 import type { FlushReason } from "./types.ts";
 
+/** An item the run loop took but could not place yet: its key's batch must flush first. */
+interface Held<T> {
+  readonly item: T;
+  readonly key: unknown;
+  readonly size: number;
+}
+
 /**
- * Places each item in the forming batch (see BatchBufferConfig for the
- * steps) and hands finished batches to the flights. A batch that is due while
- * every flush slot is taken is owed its flush, which the run loop pays first
- * once a slot frees.
+ * Places each item in its key's batch (see BatchBufferConfig for the steps)
+ * and hands batches to the flights. A batch that is due while no slot is free,
+ * or while its key has a flight, is owed its flush: the run loop pays owed
+ * flushes first. An item whose batch is owed a closing flush is held, and the
+ * run loop takes nothing more until it is placed: that wait is backpressure.
  */
 export class Batcher<T> {
   readonly #config: ResolvedConfig<T>;
   readonly #hooks: Hooks<T>;
   readonly #counters: Counters;
   readonly #flights: Flights<T>;
+  readonly #onDeadline: () => void;
+  readonly #batches: OpenBatches<T>;
+  /** The interval timer shared by all batches (not with waitUntil: see #timerFor). */
   readonly #timer: DeadlineTimer;
-  readonly #batch = new FormingBatch<T>();
-  /** A flush that is due but waits for a free slot (only when at the limit). */
-  #owed: FlushReason | undefined;
+  /** With `key`: the batch whose deadline the shared timer is armed for. */
+  #armedFor: FormingBatch<T> | undefined;
+  #held: Held<T> | undefined;
+  #itemsInBatches = 0;
+  readonly #canFly = (key: unknown): boolean => this.#flights.canFly(key);
 
   constructor(
     config: ResolvedConfig<T>,
@@ -35,45 +49,47 @@ export class Batcher<T> {
     this.#hooks = hooks;
     this.#counters = counters;
     this.#flights = flights;
-    // Workers drop a request's timers when it ends: each batch arms its own, in
-    // the request that opened it, instead of reusing one armed by an earlier batch.
-    this.#timer = new DeadlineTimer(config.flushInterval, () => {
-      this.#owed ??= "interval"; // paid by the run loop, so no flush starts outside it
-      onDeadline();
-    }, config.waitUntil === undefined);
+    this.#onDeadline = onDeadline;
+    this.#batches = new OpenBatches<T>(config.key !== undefined);
+    this.#timer = new DeadlineTimer(config.flushInterval, () => this.#deadlinePassed());
   }
 
-  /** Items in the forming batch. */
+  /** Items in batches (the held item counts as in hand, not here). */
   get length(): number {
-    return this.#batch.length;
+    return this.#itemsInBatches;
   }
 
-  /** A flush is owed: the run loop pays it before taking anything else. */
+  /** Batches holding items. */
+  get openBatches(): number {
+    return this.#batches.count;
+  }
+
+  /** True while an item waits for its key's batch to flush. */
+  get holding(): boolean {
+    return this.#held !== undefined;
+  }
+
+  /** True while some batch is owed a flush. */
   get owesFlush(): boolean {
-    return this.#owed !== undefined;
+    return this.#batches.hasDue;
   }
 
-  /** A full batch waits for a slot: no item may join it. */
-  get owesFullFlush(): boolean {
-    return this.#owed === "full";
+  /** True while some batch is owed a closing flush (full, overflow, evict): no direct adds. */
+  get owesClosingFlush(): boolean {
+    return this.#batches.hasClosingDue;
   }
 
-  /** Starts the owed flush (the run loop has a free slot). */
-  payOwed(): void {
-    this.flush(this.#owed!);
+  /** Starts the first owed flush that may fly now; false when there is none. */
+  payDue(): boolean {
+    const batch = this.#batches.nextPayable(this.#canFly);
+    if (batch === undefined) return false;
+    this.#flush(batch, batch.due!);
+    return true;
   }
 
-  /** Hands the forming batch, if it has items, to a flight now. */
-  flush(reason: FlushReason): void {
-    this.#owed = undefined;
-    const batch = this.#batch;
-    if (batch.length === 0) return;
-    const release = batch.takeOpener();
-    const items = batch.take();
-    // Only a batch that filled up is likely to be followed at once by the next.
-    if (reason === "full" || reason === "overflow") this.#timer.stop();
-    else this.#timer.clear();
-    this.#flights.start(items, reason, release);
+  /** Owes every open batch a flush (manual, close); the run loop pays them. */
+  flushAll(reason: FlushReason): void {
+    for (const batch of this.#batches) this.#batches.markDue(batch, reason);
   }
 
   /** The run has finished: no timer may be left behind. */
@@ -81,62 +97,167 @@ export class Batcher<T> {
     this.#timer.clear();
   }
 
-  /** One item: size, overflow, canAdd, append, shouldFlush (see BatchBufferConfig). */
-  place(item: T): void {
+  /** The per-item step for an item the run loop just took. */
+  place(item: T, size: number): void {
     const config = this.#config;
-    const batch = this.#batch;
     if (config.plain) {
-      // No hook and no byte budget (which needs sizeOf): steps 1-3 cannot apply.
-      // This shortcut is worth about 3 ns an item, a tenth of add()'s own cost.
+      // No hook, no key, no sizes: only appending applies. This shortcut is
+      // worth about 3 ns an item, a tenth of add()'s own cost.
+      const batch = this.#batches.get(undefined)!;
       const items = batch.items;
       items.push(item);
+      this.#itemsInBatches++;
       this.#counters.taken++;
-      if (items.length === 1) this.#timer.start();
-      if (items.length >= config.capacity) this.#flushFull();
-      if (items.length === 1 && config.waitUntil !== undefined) this.#keepOpenerAlive(items);
+      if (items.length === 1) this.#opened(batch);
+      if (items.length >= config.capacity) {
+        if (this.#flights.hasFreeSlot) this.#flush(batch, "full");
+        else this.#batches.markDue(batch, "full");
+      }
+      if (items.length === 1 && config.waitUntil !== undefined && batch.items === items) {
+        batch.keepOpenerAlive(this.#hooks); // still open after its opening call
+      }
       return;
     }
-    const hooks = this.#hooks;
+    const key = config.key === undefined ? undefined : this.#keyOf(item);
     this.#counters.inHand = 1;
-    let size = 0;
-    if (config.sizeOf !== undefined) {
+    this.#place(item, key, size);
+  }
+
+  /** Tries the held item again; false while it still has to wait. */
+  placeHeld(): boolean {
+    const held = this.#held!;
+    this.#held = undefined;
+    this.#place(held.item, held.key, held.size);
+    return this.#held === undefined;
+  }
+
+  /** size, overflow, canAdd, append, shouldFlush (see BatchBufferConfig). */
+  #place(item: T, key: unknown, size: number): void {
+    const config = this.#config;
+    const hooks = this.#hooks;
+    let batch = this.#batches.get(key);
+    if (config.sizeOf !== undefined && !config.measuredOnAdmission) {
       size = hooks.measure(item);
       const valid = typeof size === "number" && Number.isFinite(size) && size >= 0;
       if (!valid || size > config.maxItemBytes) return this.#reject(item);
     }
-    if (
-      batch.length > 0 &&
-      (batch.bytes + size > config.maxBatchBytes ||
+    if (batch !== undefined && batch.length > 0) {
+      if (!batch.acceptsItems) return this.#hold(item, key, size);
+      if (
+        batch.bytes + size > config.maxBatchBytes ||
         (config.willOverflow !== undefined &&
-          hooks.ask(config.willOverflow, batch.items, item, false)))
-    ) {
-      this.flush("overflow");
+          hooks.ask(config.willOverflow, batch.items, item, false))
+      ) {
+        if (!this.#flights.canFly(key)) {
+          this.#batches.markDue(batch, "overflow");
+          return this.#hold(item, key, size);
+        }
+        this.#flush(batch, "overflow");
+        batch = this.#batches.get(key);
+      }
     }
-    if (config.canAdd !== undefined && !hooks.ask(config.canAdd, batch.items, item, true)) {
+    if (config.canAdd !== undefined && !hooks.ask(config.canAdd, batch?.items ?? [], item, true)) {
       return this.#reject(item);
+    }
+    if (batch === undefined) {
+      if (this.#batches.count >= config.maxOpenBatches && !this.#evict()) {
+        return this.#hold(item, key, size);
+      }
+      batch = this.#batches.open(key);
     }
     const items = batch.items;
     items.push(item);
     batch.bytes += size;
+    this.#itemsInBatches++;
     this.#counters.inHand = 0;
     this.#counters.taken++;
-    if (items.length === 1) this.#timer.start();
+    if (items.length === 1) this.#opened(batch);
     const full = config.shouldFlush === undefined
       ? items.length >= config.capacity
       : hooks.ask(config.shouldFlush, items, undefined, items.length >= config.capacity);
-    if (full || batch.bytes >= config.maxBatchBytes) this.#flushFull();
-    if (items.length === 1 && config.waitUntil !== undefined) this.#keepOpenerAlive(items);
+    if (full || batch.bytes >= config.maxBatchBytes) {
+      if (this.#flights.canFly(key)) this.#flush(batch, "full");
+      else this.#batches.markDue(batch, "full");
+    }
+    if (items.length === 1 && config.waitUntil !== undefined && batch.items === items) {
+      batch.keepOpenerAlive(hooks); // still open after its opening call
+    }
   }
 
-  /** Flushes a full batch now, or as soon as a slot frees (ahead of an owed interval flush). */
-  #flushFull(): void {
-    if (this.#flights.hasFreeSlot) this.flush("full");
-    else this.#owed = "full";
+  #keyOf(item: T): unknown {
+    try {
+      return this.#config.key!(item);
+    } catch (error) {
+      this.#hooks.report(error);
+      return undefined; // nothing is lost: the item batches under the key undefined
+    }
   }
 
-  /** A batch that got its first item is still open after its opening call (Workers only). */
-  #keepOpenerAlive(items: T[]): void {
-    if (this.#batch.items === items) this.#batch.keepOpenerAlive(this.#hooks);
+  #hold(item: T, key: unknown, size: number): void {
+    this.#held = { item, key, size };
+  }
+
+  /** Makes room for a new key: the oldest batch is owed an "evict" flush; true if it went now. */
+  #evict(): boolean {
+    const oldest = this.#batches.oldestNotDue();
+    if (oldest !== undefined) this.#batches.markDue(oldest, "evict");
+    while (this.payDue()) if (this.#batches.count < this.#config.maxOpenBatches) return true;
+    return false;
+  }
+
+  #flush(batch: FormingBatch<T>, reason: FlushReason): void {
+    const release = batch.takeOpener();
+    const bytes = batch.bytes;
+    const items = batch.take();
+    this.#itemsInBatches -= items.length;
+    this.#batches.closed(batch);
+    if (this.#config.key === undefined) {
+      // Only a batch that filled up is likely to be followed at once by the next.
+      if (reason === "full" || reason === "overflow") this.#timer.stop();
+      else this.#timer.clear();
+    } else if (batch === this.#armedFor) this.#armNext();
+    this.#flights.start(items, reason, batch.key, bytes, release);
+  }
+
+  #opened(batch: FormingBatch<T>): void {
+    const config = this.#config;
+    if (config.flushInterval === Infinity) return;
+    if (config.waitUntil !== undefined) {
+      // Workers drop a request's timers when it ends: each batch arms its own, in
+      // the request that opened it, never reusing one armed by an earlier batch.
+      batch.timer ??= new DeadlineTimer(config.flushInterval, () => {
+        this.#batches.markDue(batch, "interval");
+        this.#onDeadline();
+      }, false);
+      batch.timer.start();
+    } else if (config.key === undefined) this.#timer.start();
+    else {
+      batch.openedAt = performance.now();
+      if (this.#armedFor === undefined) this.#armNext();
+    }
+  }
+
+  /** With `key`: arms the shared timer for the oldest batch not yet due. */
+  #armNext(): void {
+    const next = this.#batches.oldestNotDue();
+    this.#armedFor = next;
+    if (next === undefined) return this.#timer.clear();
+    this.#timer.start(next.openedAt + this.#config.flushInterval - performance.now());
+  }
+
+  #deadlinePassed(): void {
+    if (this.#config.key === undefined) {
+      const batch = this.#batches.get(undefined)!;
+      this.#batches.markDue(batch, "interval");
+    } else {
+      const now = performance.now();
+      for (const batch of this.#batches) {
+        if (batch.openedAt + this.#config.flushInterval > now) break;
+        this.#batches.markDue(batch, "interval");
+      }
+      this.#armNext();
+    }
+    this.#onDeadline();
   }
 
   #reject(item: T): void {

@@ -21,7 +21,12 @@ export interface ResolvedConfig<T> {
   readonly maxConcurrentFlushes: number;
   readonly maxBatchBytes: number;
   readonly maxItemBytes: number;
-  /** No sizeOf, willOverflow, canAdd or shouldFlush: an item only needs appending. */
+  readonly maxBufferedBytes: number;
+  readonly maxOpenBatches: number;
+  readonly key: BatchBufferConfig<T>["key"];
+  /** sizeOf runs when an item is admitted, not in the run loop. */
+  readonly measuredOnAdmission: boolean;
+  /** No sizeOf, willOverflow, canAdd, shouldFlush or key: an item only needs appending. */
   readonly plain: boolean;
 }
 
@@ -34,6 +39,7 @@ const HOOKS = [
   "onError",
   "waitUntil",
   "sizeOf",
+  "key",
 ] as const;
 
 /** Describes a received value for an error message: `0`, `"10"`, `an object`. */
@@ -96,18 +102,33 @@ export function resolveConfig<T>(config: BatchBufferConfig<T>): ResolvedConfig<T
     config.maxConcurrentFlushes,
     1,
   );
+  const maxOpenBatches = positiveInteger("maxOpenBatches", config.maxOpenBatches, 1000);
   const maxBatchBytes = positiveNumber("maxBatchBytes", config.maxBatchBytes, Infinity);
-  const maxItemBytes = positiveNumber("maxItemBytes", config.maxItemBytes, maxBatchBytes);
-  if (maxItemBytes > maxBatchBytes) {
-    throw new RangeError(
-      `maxItemBytes must not exceed maxBatchBytes (${maxBatchBytes}), received ${maxItemBytes}`,
-    );
+  const maxBufferedBytes = positiveNumber("maxBufferedBytes", config.maxBufferedBytes, Infinity);
+  const maxItemBytes = positiveNumber(
+    "maxItemBytes",
+    config.maxItemBytes,
+    Math.min(maxBatchBytes, maxBufferedBytes),
+  );
+  for (
+    const [name, limit] of [["maxBatchBytes", maxBatchBytes], [
+      "maxBufferedBytes",
+      maxBufferedBytes,
+    ]] as const
+  ) {
+    if (maxItemBytes > limit) {
+      throw new RangeError(
+        `maxItemBytes must not exceed ${name} (${limit}), received ${maxItemBytes}`,
+      );
+    }
   }
   // Infinity, the documented default, sets no budget and so needs no sizeOf.
-  const budgeted = maxBatchBytes !== Infinity || maxItemBytes !== Infinity;
+  const budgeted = maxBatchBytes !== Infinity || maxItemBytes !== Infinity ||
+    maxBufferedBytes !== Infinity;
   if (budgeted && config.sizeOf === undefined) {
     throw new TypeError(
-      "sizeOf must be a function when maxBatchBytes or maxItemBytes is set, received undefined",
+      "sizeOf must be a function when maxBatchBytes, maxItemBytes or maxBufferedBytes is set, " +
+        "received undefined",
     );
   }
   return {
@@ -126,7 +147,11 @@ export function resolveConfig<T>(config: BatchBufferConfig<T>): ResolvedConfig<T
     maxConcurrentFlushes,
     maxBatchBytes,
     maxItemBytes,
+    maxBufferedBytes,
+    maxOpenBatches,
+    key: config.key,
+    measuredOnAdmission: false,
     plain: config.sizeOf === undefined && config.willOverflow === undefined &&
-      config.canAdd === undefined && config.shouldFlush === undefined,
+      config.canAdd === undefined && config.shouldFlush === undefined && config.key === undefined,
   };
 }

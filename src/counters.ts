@@ -29,7 +29,12 @@ export class Counters {
   }
 
   /** The public snapshot. */
-  snapshot(itemsInChannel: number, itemsInBatches: number): BatchBufferStats {
+  snapshot(
+    itemsInChannel: number,
+    itemsInBatches: number,
+    openBatches: number,
+    bufferedBytes: number,
+  ): BatchBufferStats {
     return {
       added: this.added(itemsInChannel),
       rejected: this.rejected,
@@ -41,6 +46,8 @@ export class Counters {
       flushes: this.flushes,
       failedFlushes: this.failedFlushes,
       flushesInFlight: this.flushesInFlight,
+      openBatches,
+      bufferedBytes,
     };
   }
 }

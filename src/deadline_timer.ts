@@ -51,20 +51,24 @@ export class DeadlineTimer {
     this.#reuse = reuse;
   }
 
-  /** Sets the deadline to `delay` from now, replacing any earlier one. */
-  start(): void {
-    if (this.#delay === Infinity) return;
+  /**
+   * Sets the deadline to `delay` (by default the timer's own) from now,
+   * replacing any earlier one. A pending timeout that is reused can only move
+   * later, so a caller passing its own delay must never move it earlier.
+   */
+  start(delay: number = this.#delay): void {
+    if (delay === Infinity) return;
     this.#running = true;
     if (this.#id !== undefined) {
       if (this.#reuse) {
-        this.#movedDeadline = performance.now() + this.#delay;
+        this.#movedDeadline = performance.now() + delay;
         return;
       }
       clearTimeout(this.#id);
     }
     this.#hot = this.#justStopped;
     this.#movedDeadline = 0;
-    this.#remaining = this.#delay;
+    this.#remaining = Math.max(delay, 0);
     this.#schedule();
   }
 

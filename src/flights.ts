@@ -17,9 +17,12 @@ export class Flights<T> {
   readonly #hooks: Hooks<T>;
   readonly #counters: Counters;
   readonly #requests: FlushRequests;
-  readonly #onSettled: () => void;
+  /** Called once a flight has settled, with the bytes it no longer holds. */
+  readonly #onSettled: (bytes: number) => void;
   /** The batches of the asynchronous flushes in flight. */
   readonly #inFlight = new Set<T[]>();
+  /** With `key` configured: the keys that have a flight. */
+  readonly #keysInFlight: Set<unknown> | undefined;
   #insideFlush = false;
   /** The run signal; made by run(), never at module scope (workerd refuses it there). */
   signal: AbortSignal | undefined;
@@ -29,13 +32,14 @@ export class Flights<T> {
     hooks: Hooks<T>,
     counters: Counters,
     requests: FlushRequests,
-    onSettled: () => void,
+    onSettled: (bytes: number) => void,
   ) {
     this.#config = config;
     this.#hooks = hooks;
     this.#counters = counters;
     this.#requests = requests;
     this.#onSettled = onSettled;
+    if (config.key !== undefined) this.#keysInFlight = new Set();
   }
 
   /** True while the user's flush runs synchronously (for re-entrant flush() calls). */
@@ -46,6 +50,14 @@ export class Flights<T> {
   /** True while fewer than `maxConcurrentFlushes` flushes are in flight. */
   get hasFreeSlot(): boolean {
     return this.#counters.flushesInFlight < this.#config.maxConcurrentFlushes;
+  }
+
+  /**
+   * True when a batch of this key may fly now: a slot is free and, with `key`
+   * configured, the key has no flight (so a key's batches arrive in order).
+   */
+  canFly(key: unknown): boolean {
+    return this.hasFreeSlot && (this.#keysInFlight === undefined || !this.#keysInFlight.has(key));
   }
 
   /** True when no flush is in flight. */
@@ -63,11 +75,18 @@ export class Flights<T> {
    * keep-alive of the request that opened the batch, once the flush's own
    * promise has been handed to waitUntil.
    */
-  start(batch: T[], reason: FlushReason, releaseOpener: (() => void) | undefined): void {
+  start(
+    batch: T[],
+    reason: FlushReason,
+    key: unknown,
+    bytes: number,
+    releaseOpener: (() => void) | undefined,
+  ): void {
     // Counted now: the array belongs to flush, which may empty or change it.
     const size = batch.length;
     this.#counters.flushesInFlight++;
     this.#counters.inFlightItems += size;
+    this.#keysInFlight?.add(key);
     let result: unknown;
     let isAsync = false;
     let threw = false;
@@ -75,7 +94,7 @@ export class Flights<T> {
     const outer = this.#insideFlush; // flushes can nest when N > 1
     this.#insideFlush = true;
     try {
-      result = this.#config.flush(batch, { signal: this.signal!, reason });
+      result = this.#config.flush(batch, { signal: this.signal!, reason, key });
       // Inside the try: a `then` getter is the user's code too, and may throw.
       isAsync = isThenable(result);
     } catch (error) {
@@ -87,12 +106,12 @@ export class Flights<T> {
     if (!isAsync) {
       this.#hooks.waitUntil(RESOLVED);
       releaseOpener?.();
-      this.#settle(batch, size, thrown, threw); // a synchronous flush settles here, at no cost
+      this.#settle(batch, size, key, bytes, thrown, threw); // a synchronous flush settles here
       return;
     }
     const settled: Promise<void> = Promise.resolve(result).then(
-      () => this.#settle(batch, size, undefined, false),
-      (error) => this.#settle(batch, size, error, true),
+      () => this.#settle(batch, size, key, bytes, undefined, false),
+      (error) => this.#settle(batch, size, key, bytes, error, true),
     );
     this.#inFlight.add(batch);
     this.#requests.flightStarted(batch);
@@ -100,8 +119,16 @@ export class Flights<T> {
     releaseOpener?.();
   }
 
-  #settle(batch: T[], size: number, error: unknown, failed: boolean): void {
+  #settle(
+    batch: T[],
+    size: number,
+    key: unknown,
+    bytes: number,
+    error: unknown,
+    failed: boolean,
+  ): void {
     this.#inFlight.delete(batch);
+    this.#keysInFlight?.delete(key);
     this.#requests.flightSettled(batch);
     const counters = this.#counters;
     counters.flushesInFlight--;
@@ -121,6 +148,6 @@ export class Flights<T> {
       counters.flushes++;
       counters.flushedItems += size;
     }
-    this.#onSettled();
+    this.#onSettled(bytes);
   }
 }

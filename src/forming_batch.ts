@@ -1,20 +1,39 @@
-// The batch being formed. Internal: not exported from mod.ts.
+// A batch being formed. Internal: not exported from mod.ts.
+import type { DeadlineTimer } from "./deadline_timer.ts";
 import type { Hooks } from "./hooks.ts";
+import type { FlushReason } from "./types.ts";
 
 /**
- * The items gathered for the next flush, with their total size and, on
- * Workers, the keep-alive of the request that opened the batch.
+ * The items gathered for one flush (of one key), with their total size, when
+ * the batch opened, whether its flush is due, and, on Workers, its own
+ * interval timeout and the keep-alive of the request that opened it.
  */
 export class FormingBatch<T> {
   /** The items, oldest first. Replaced, never emptied, when the batch is taken. */
   items: T[] = [];
   /** The sum of the items' sizes (0 without sizeOf). */
   bytes = 0;
+  /** When the batch got its first item (performance.now()), for keyed deadlines. */
+  openedAt = 0;
+  /** Why its flush is due, while it waits for a slot or for its key's flight. */
+  due: FlushReason | undefined;
+  /** Its own interval timeout (only with waitUntil: Workers drop a request's timers). */
+  timer: DeadlineTimer | undefined;
+  readonly key: unknown;
   #releaseOpener: (() => void) | undefined;
+
+  constructor(key: unknown) {
+    this.key = key;
+  }
 
   /** The number of items. */
   get length(): number {
     return this.items.length;
+  }
+
+  /** True when an item may still join: not owed a flush that closes it. */
+  get acceptsItems(): boolean {
+    return this.due === undefined || this.due === "interval" || this.due === "manual";
   }
 
   /** Hands the items over for a flush and starts an empty batch. */
@@ -22,6 +41,8 @@ export class FormingBatch<T> {
     const items = this.items;
     this.items = [];
     this.bytes = 0;
+    this.due = undefined;
+    this.timer?.clear();
     return items;
   }
 

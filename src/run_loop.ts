@@ -94,7 +94,7 @@ export class RunLoop<T> {
         this.#looping = true;
         try {
           do {
-            this.#batcher.place(item);
+            this.#batcher.place(item, 0);
             progress.accepted++;
             item = pull(source, progress.accepted);
           } while (
@@ -165,7 +165,12 @@ export class RunLoop<T> {
   }
 
   stats(): BatchBufferStats {
-    return this.#counters.snapshot(this.#channel.size, this.#batcher.length);
+    return this.#counters.snapshot(
+      this.#channel.size,
+      this.#batcher.length,
+      this.#batcher.openBatches,
+      0,
+    );
   }
 
   /**
@@ -184,12 +189,17 @@ export class RunLoop<T> {
       do {
         this.#loopAgain = false;
         while (this.#state === "running" && this.#flights.hasFreeSlot) {
-          if (this.#batcher.owesFlush) this.#batcher.payOwed();
-          else if (this.#requests.isDue(this.#counters.taken)) this.#answerFlushRequest();
-          else if (this.#channel.hasItem) this.#batcher.place(this.#channel.take());
+          if (this.#batcher.payDue()) continue;
+          if (this.#requests.isDue(this.#counters.taken)) {
+            if (!this.#answerFlushRequest()) break; // wait for a key's flight
+          } else if (this.#batcher.holding) {
+            if (!this.#batcher.placeHeld()) break; // wait for its key's flight
+          } else if (this.#channel.hasItem) this.#batcher.place(this.#channel.take(), 0);
           else if (!this.#closed || this.#channel.size > 0) break; // wait for items
-          else if (this.#batcher.length > 0) this.#batcher.flush("close");
-          else if (this.#flights.idle) this.#finish();
+          else if (this.#batcher.length > 0) {
+            this.#batcher.flushAll("close");
+            if (!this.#batcher.payDue()) break; // wait for the keys' flights
+          } else if (this.#flights.idle) this.#finish();
           else break; // wait for the last flushes to settle
         }
       } while (this.#loopAgain);
@@ -202,9 +212,16 @@ export class RunLoop<T> {
     if (this.#requests.add(upTo, this.#flights.unsettled, resolve)) this.step();
   }
 
-  #answerFlushRequest(): void {
-    this.#batcher.flush("manual"); // joins the request's flushes while still queued
+  /**
+   * Owes every open batch a manual flush, and answers the request once all of
+   * them have started (each joins the request's flights while it is queued).
+   */
+  #answerFlushRequest(): boolean {
+    this.#batcher.flushAll("manual");
+    if (this.#batcher.payDue()) return true; // and round again
+    if (this.#batcher.owesFlush) return false;
     this.#requests.answer();
+    return true;
   }
 
   #finish(): void {
@@ -220,14 +237,15 @@ export class RunLoop<T> {
    */
   #takesDirectly(): boolean {
     return this.#state === "running" && !this.#closed && this.#channel.size === 0 &&
-      !this.#looping && this.#flights.hasFreeSlot && !this.#batcher.owesFullFlush;
+      !this.#looping && this.#flights.hasFreeSlot && !this.#batcher.owesClosingFlush &&
+      !this.#batcher.holding;
   }
 
   /** Runs one item through the run loop's per-item step, in the producer's call. */
   #processDirectly(item: T): void {
     this.#looping = true;
     try {
-      this.#batcher.place(item);
+      this.#batcher.place(item, 0);
     } finally {
       this.#looping = false;
     }

@@ -15,18 +15,20 @@
  * - `"interval"`: the oldest item in the batch waited `flushInterval`.
  * - `"close"`: the last batch after `close()`.
  * - `"manual"`: `buffer.flush()` was called.
+ * - `"evict"`: with `key`, `maxOpenBatches` batches were open and an item
+ *   needed a new one, so the batch that opened first went out.
  *
  * @example Counting flushes by reason
  * ```ts
  * import type { FlushReason } from "@batchkit/buffer";
  *
  * const counts: Record<FlushReason, number> = {
- *   full: 0, overflow: 0, interval: 0, close: 0, manual: 0,
+ *   full: 0, overflow: 0, interval: 0, close: 0, manual: 0, evict: 0,
  * };
  * counts.full++;
  * ```
  */
-export type FlushReason = "full" | "overflow" | "interval" | "close" | "manual";
+export type FlushReason = "full" | "overflow" | "interval" | "close" | "manual" | "evict";
 
 /**
  * What a flush is told besides its batch.
@@ -52,6 +54,8 @@ export interface FlushContext {
   readonly signal: AbortSignal;
   /** Why this batch was flushed. */
   readonly reason: FlushReason;
+  /** The key every item of the batch has; `undefined` when no `key` is configured. */
+  readonly key: unknown;
 }
 
 /**
@@ -218,6 +222,36 @@ export interface BatchBufferConfig<T> {
    */
   flushInterval?: number;
   /**
+   * Batches items by key: items whose keys are the same (SameValueZero, as a
+   * Map compares them) share batches, and every batch holds one key.
+   * `capacity`, `shouldFlush`, `willOverflow`, `canAdd` and the byte budget
+   * apply to each key's batch alone. Called once per item, in the run loop;
+   * if it throws, the error goes to `onError` and the item batches under the
+   * key `undefined`.
+   *
+   * With `key`, at most one flush per key is in flight, so a key's batches
+   * arrive in the order they were formed even with `maxConcurrentFlushes > 1`;
+   * batches of different keys fly together. One channel has one line: an item
+   * whose key's batch is full and still flying waits at the head of the line,
+   * holding up the items behind it, so give a key whose backend is slow a
+   * buffer of its own. Default: none (one batch at a time).
+   */
+  key?: (item: T) => unknown;
+  /**
+   * With `key`: how many batches (keys) may be open at once. When an item
+   * needs a new batch and this many are open, the one that opened first is
+   * flushed (reason `"evict"`). Default: 1000.
+   */
+  maxOpenBatches?: number;
+  /**
+   * The most bytes (by `sizeOf`) that may be buffered at once, counting every
+   * item accepted and not yet at its final outcome: in the channel, in batches
+   * and in flights. While admitting an item would go over it, `add()` waits
+   * in line (and `tryAdd()` returns false). Requires `sizeOf`. Default:
+   * `Infinity`.
+   */
+  maxBufferedBytes?: number;
+  /**
    * How many flushes may be in flight at once. Batches are formed and started
    * in order; while this many are in flight the run loop takes no items, so
    * producers feel backpressure. Default: 1.
@@ -288,4 +322,11 @@ export interface BatchBufferStats {
   readonly failedFlushes: number;
   /** Flushes started and not yet settled. */
   readonly flushesInFlight: number;
+  /** Batches holding items (one at most without `key`). */
+  readonly openBatches: number;
+  /**
+   * The sizes (by `sizeOf`) of the items accepted and not yet at a final
+   * outcome: in the channel, in batches and in flights. 0 without `sizeOf`.
+   */
+  readonly bufferedBytes: number;
 }

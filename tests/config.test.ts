@@ -53,6 +53,7 @@ const HOOKS = [
   "onError",
   "waitUntil",
   "sizeOf",
+  "key",
 ];
 
 const BAD_CONFIGS: BadConfig[] = [
@@ -98,6 +99,8 @@ const BAD_CONFIGS: BadConfig[] = [
   ...badIntegers("capacity"),
   ...badIntegers("chanSize"),
   ...badIntegers("maxConcurrentFlushes"),
+  ...badIntegers("maxOpenBatches"),
+  ...badPositiveNumbers("maxBufferedBytes", { sizeOf: () => 1 }),
   ...badPositiveNumbers("flushInterval"),
   ...badPositiveNumbers("maxBatchBytes", { sizeOf: () => 1 }),
   ...badPositiveNumbers("maxItemBytes", { sizeOf: () => 1 }),
@@ -115,13 +118,27 @@ const BAD_CONFIGS: BadConfig[] = [
     config: { flush, maxBatchBytes: 10 },
     error: TypeError,
     message:
-      "sizeOf must be a function when maxBatchBytes or maxItemBytes is set, received undefined",
+      "sizeOf must be a function when maxBatchBytes, maxItemBytes or maxBufferedBytes is set, " +
+      "received undefined",
+  },
+  {
+    config: { flush, maxBufferedBytes: 10 },
+    error: TypeError,
+    message:
+      "sizeOf must be a function when maxBatchBytes, maxItemBytes or maxBufferedBytes is set, " +
+      "received undefined",
+  },
+  {
+    config: { flush, sizeOf: () => 1, maxBufferedBytes: 10, maxItemBytes: 20 },
+    error: RangeError,
+    message: "maxItemBytes must not exceed maxBufferedBytes (10), received 20",
   },
   {
     config: { flush, maxItemBytes: 10 },
     error: TypeError,
     message:
-      "sizeOf must be a function when maxBatchBytes or maxItemBytes is set, received undefined",
+      "sizeOf must be a function when maxBatchBytes, maxItemBytes or maxBufferedBytes is set, " +
+      "received undefined",
   },
 ];
 

@@ -38,6 +38,8 @@ test("stats() starts at zero", async () => {
     flushes: 0,
     failedFlushes: 0,
     flushesInFlight: 0,
+    openBatches: 0,
+    bufferedBytes: 0,
   });
   await buffer[Symbol.asyncDispose]();
 });
@@ -75,6 +77,8 @@ test("stats() counts each outcome: flushed, failed, rejected, in the batch, in t
     flushes: 1,
     failedFlushes: 1,
     flushesInFlight: 0,
+    openBatches: 1,
+    bufferedBytes: 0,
   });
   await buffer.add(8); // [7, 8] goes out and waits for the gate
   await buffer.add(9); // waits in the channel behind it
@@ -90,6 +94,8 @@ test("stats() counts each outcome: flushed, failed, rejected, in the batch, in t
     flushes: 1,
     failedFlushes: 1,
     flushesInFlight: 1,
+    openBatches: 0,
+    bufferedBytes: 0,
   });
   release();
   buffer.close();
@@ -105,6 +111,8 @@ test("stats() counts each outcome: flushed, failed, rejected, in the batch, in t
     flushes: 3,
     failedFlushes: 1,
     flushesInFlight: 0,
+    openBatches: 0,
+    bufferedBytes: 0,
   });
 });
 
