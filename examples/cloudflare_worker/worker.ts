@@ -1,38 +1,32 @@
 /**
- * A Cloudflare Worker that batches events before `fetch`: a log drain that
- * takes any number of events in one request and forwards them to a collector
- * in batches of at most 50, two requests at a time, through the `COLLECTOR`
- * service binding.
+ * A Cloudflare Worker that batches events across requests: an analytics
+ * beacon whose requests bring one event each. All the requests an isolate
+ * serves share one buffer, which forwards the events to a collector (the
+ * `COLLECTOR` service binding) in batches of up to 100, or after 100 ms.
  *
- * `POST /events` with a JSON array of events answers 202 at once with the ids
- * it accepted; `ctx.waitUntil(buffer.flush())` keeps the request alive until
- * every event has been through a flush, so nothing is lost when the response
- * returns.
+ * `POST /events` with one JSON event answers 202 with the event's id once the
+ * buffer has accepted it.
  *
- * Each request gets its own buffer. A buffer shared by concurrent requests
- * (one per isolate) is not safe in Workers: the runtime ties every promise to
- * the request that created it and drops its callbacks once that request ends,
- * so a flush started by one request and awaited by another can stall
- * (see tests/workerd/). The buffer starts no timer (`flushInterval:
- * Infinity`): the request ends with a manual flush instead.
+ * The buffer is a module-level variable, made by the first request: nothing
+ * may run at module scope in a Worker (no timers, no I/O). Its `waitUntil`
+ * hook is the runtime's own `waitUntil` from "cloudflare:workers", which
+ * keeps alive the request in which each flush starts, so every batch is sent
+ * even after the responses have gone out. What is shared is per isolate: the
+ * runtime spreads traffic over many isolates, each with its own buffer.
  *
- * Run it with wrangler (see README.md next to this file), or in workerd as
- * `npm run test:workerd` does (tests/workerd/).
+ * Run it with wrangler (see README.md next to this file), or in workerd and
+ * Miniflare as `npm run test:workerd` and `npm run test:miniflare` do
+ * (tests/workerd/, tests/miniflare/).
  *
  * @module
  */
+import { waitUntil } from "cloudflare:workers";
 import { BatchBuffer } from "../../mod.ts"; // in your app: "@batchkit/buffer"
 
 /** The part of `Fetcher` (@cloudflare/workers-types) this Worker uses. */
 export interface ServiceBinding {
   /** Sends a request to the bound service. */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
-}
-
-/** The part of `ExecutionContext` (@cloudflare/workers-types) this Worker uses. */
-export interface WorkerContext {
-  /** Keeps the request alive, after its response, until `promise` settles. */
-  waitUntil(promise: Promise<unknown>): void;
 }
 
 /** The Worker's bindings (wrangler.jsonc). */
@@ -42,7 +36,7 @@ export interface Env {
 }
 
 /** One event as forwarded to the collector. */
-export interface DrainEvent {
+export interface Event {
   /** Unique per event (the client's, or a random UUID); the collector can deduplicate on it. */
   id: string;
   /** What happened, e.g. "click". */
@@ -53,14 +47,13 @@ export interface DrainEvent {
   data?: unknown;
 }
 
-/** The collector's batch limit. */
-const BATCH_SIZE = 50;
+/** Shared by every request of this isolate; made by the first one. */
+let buffer: BatchBuffer<Event> | undefined;
 
-function forwarder(env: Env): BatchBuffer<DrainEvent> {
-  return new BatchBuffer<DrainEvent>({
-    capacity: BATCH_SIZE,
-    maxConcurrentFlushes: 2,
-    flushInterval: Infinity,
+function start(env: Env): BatchBuffer<Event> {
+  const shared = new BatchBuffer<Event>({
+    capacity: 100,
+    flushInterval: 100, // a partial batch waits at most 100 ms
     flush: async (batch) => {
       const response = await env.COLLECTOR.fetch("https://collector/batch", {
         method: "POST",
@@ -74,38 +67,34 @@ function forwarder(env: Env): BatchBuffer<DrainEvent> {
     onFlushError: (error, batch) => {
       console.error(`dropped ${batch.length} events:`, error);
     },
+    waitUntil, // keeps the request in which a flush starts alive until it settles
   });
+  void shared.run(); // runs for the isolate's lifetime
+  return shared;
 }
 
-function parseEvents(body: unknown, receivedAt: number): DrainEvent[] | undefined {
-  if (!Array.isArray(body)) return undefined;
-  return body.map((event: { id?: unknown; type?: unknown; data?: unknown } | null) => ({
-    id: typeof event?.id === "string" ? event.id : crypto.randomUUID(),
-    type: typeof event?.type === "string" ? event.type : "custom",
+function parseEvent(body: unknown, receivedAt: number): Event | undefined {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return undefined;
+  const event = body as { id?: unknown; type?: unknown; data?: unknown };
+  return {
+    id: typeof event.id === "string" ? event.id : crypto.randomUUID(),
+    type: typeof event.type === "string" ? event.type : "custom",
     receivedAt,
-    data: event?.data,
-  }));
+    data: event.data,
+  };
 }
 
 export default {
-  async fetch(request: Request, env: Env, ctx: WorkerContext): Promise<Response> {
+  async fetch(request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
     if (request.method !== "POST" || url.pathname !== "/events") {
-      return new Response("POST a JSON array of events to /events\n", { status: 404 });
+      return new Response("POST a JSON event to /events\n", { status: 404 });
     }
-    const events = parseEvents(await request.json().catch(() => undefined), Date.now());
-    if (events === undefined) return new Response("body must be a JSON array\n", { status: 400 });
+    const event = parseEvent(await request.json().catch(() => undefined), Date.now());
+    if (event === undefined) return new Response("body must be a JSON object\n", { status: 400 });
 
-    const buffer = forwarder(env);
-    void buffer.run();
-    try {
-      await buffer.addAll(events); // waits while two batches are in flight (backpressure)
-    } finally {
-      // Respond now; the runtime keeps this request alive until every event
-      // added has been through a flush.
-      ctx.waitUntil(buffer.flush());
-      buffer.close(); // nothing more for this buffer: its run loop ends after the flushes
-    }
-    return Response.json({ accepted: events.map((event) => event.id) }, { status: 202 });
+    buffer ??= start(env);
+    await buffer.add(event); // waits only while the collector is slow (backpressure)
+    return Response.json({ accepted: event.id }, { status: 202 });
   },
 };

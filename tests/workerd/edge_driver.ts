@@ -1,5 +1,5 @@
 /**
- * Drives examples/cloudflare_worker/ end to end in workerd: sends waves of
+ * Drives examples/cloudflare_worker_per_request/ end to end in workerd: sends waves of
  * concurrent requests to the example Worker (`EDGE` binding), then asks the
  * receiving worker (`RECEIVER` binding) what arrived, and checks that every
  * accepted event arrived exactly once, in batches of at most 50.

@@ -1,5 +1,5 @@
 /**
- * The collector behind the Cloudflare Worker example's `COLLECTOR` binding:
+ * The collector behind the per-request Worker example's `COLLECTOR` binding:
  * counts every event id it receives, so the edge test can check that each
  * event arrived exactly once.
  *

@@ -1,31 +1,48 @@
 #!/usr/bin/env node
-// Runs the Cloudflare Workers tests in real workerd (`npm run test:workerd`):
-// bundles the workers with esbuild into .tmp/workerd/, writes a workerd config
-// and runs `workerd test`, which calls every service's `test()` handler:
+// Runs the Cloudflare Workers tests in real workerd (`npm run test:workerd`),
+// in two releases: the current one (node_modules/workerd) and an older one
+// (node_modules/workerd-old, 1.20260730.1, as shipped by Miniflare 4), which
+// refuses I/O objects such as an AbortController made at module scope
+// ("Disallowed operation called within global scope").
 //
-// - buffer-smoke: the runtime smoke suite (tests/browser/smoke_suite.ts) and a
-//   ctx.waitUntil check, inside workerd;
-// - edge-driver: drives examples/cloudflare_worker/ ("edge", whose flush
-//   fetches batches to "receiver" through a service binding) and checks that
-//   every event arrived exactly once.
+// For each release:
 //
-// - readme-driver: each Workers snippet of README.md (a block that imports
-//   "@batchkit/buffer" and has `export default`) answers a request.
+// 1. `workerd test` on a generated config, which calls every service's
+//    `test()` handler:
+//    - buffer-smoke: the runtime smoke suite (tests/browser/smoke_suite.ts)
+//      and a ctx.waitUntil check, so the package must load;
+//    - edge-driver: drives examples/cloudflare_worker_per_request/ ("edge",
+//      whose flush fetches batches to "receiver" through a service binding)
+//      and checks that every event arrived exactly once;
+//    - readme-driver: each Workers snippet of README.md (see
+//      readmeWorkerSnippets in bundle.mjs) answers a request; a snippet's
+//      `COLLECTOR` binding is a collector (tests/workerd/collector.ts).
+// 2. `workerd serve` of the shared-buffer example (examples/cloudflare_worker/)
+//    and its collector on loopback ports, driven from Node by shared_e2e.mjs:
+//    a burst and a trickle of one-event requests, exactly-once delivery, the
+//    flush count, the trickle's waits and the runtime's warnings.
 //
-// Prints `workerd: N passed, M failed` and exits non-zero on any failure.
-import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+// Prints a `E2E ...` figures line per release, then `workerd: N passed, M failed`,
+// and exits non-zero on any failure. Every step is bounded in time.
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
-import * as esbuild from "esbuild";
+import { bundleWorker, COMPATIBILITY_DATE, readmeWorkerSnippets, root } from "./bundle.mjs";
+import { printChecks, runSharedE2E } from "./shared_e2e.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const outDir = join(root, ".tmp", "workerd", `run-${process.pid}`);
-const COMPATIBILITY_DATE = "2026-01-01";
-const RUN_TIMEOUT_MS = 180_000;
+const TEST_TIMEOUT_MS = 120_000;
+const LISTEN_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 5_000;
 
-const workers = [
+// By path: node_modules/.bin/workerd may point at either release.
+const releases = [
+  { name: "workerd", binary: join(root, "node_modules", "workerd", "bin", "workerd") },
+  { name: "workerd-old", binary: join(root, "node_modules", "workerd-old", "bin", "workerd") },
+];
+
+const testWorkers = [
   // `tested` services have a test() handler; the others are their peers.
   {
     service: "buffer-smoke",
@@ -44,7 +61,7 @@ const workers = [
   {
     // The example itself, bundled as a user's wrangler would: no compat flags.
     service: "edge",
-    entry: "examples/cloudflare_worker/worker.ts",
+    entry: "examples/cloudflare_worker_per_request/worker.ts",
     flags: [],
     bindings: [["COLLECTOR", "receiver"]],
   },
@@ -55,74 +72,38 @@ const workers = [
     bindings: [],
   },
 ];
-
-/**
- * The README's Workers snippets: ```ts/```js blocks that import the package
- * and `export default` a handler (blocks marked `ignore` or `no-run` are left out).
- */
-function readmeWorkerSnippets() {
-  const lines = readFileSync(join(root, "README.md"), "utf8").split("\n");
-  const snippets = [];
-  for (let i = 0; i < lines.length; i++) {
-    const open = /^```(ts|js|typescript|javascript)\b(.*)$/.exec(lines[i]);
-    if (open === null) continue;
-    const end = lines.indexOf("```", i + 1);
-    if (end === -1) break;
-    const code = lines.slice(i + 1, end).join("\n");
-    if (
-      !/\b(ignore|no-run)\b/.test(open[2]) && /from\s*["']@batchkit\/buffer["']/.test(code) &&
-      /^export default\b/m.test(code)
-    ) {
-      snippets.push({ line: i + 1, code, loader: open[1].startsWith("t") ? "ts" : "js" });
-    }
-    i = end;
-  }
-  return snippets;
-}
-
-/** Resolves the package name to this repository's mod.ts, as an install would. */
-const packageFromSource = {
-  name: "package-from-source",
-  setup(build) {
-    build.onResolve({ filter: /^@batchkit\/buffer$/ }, () => ({ path: join(root, "mod.ts") }));
-  },
-};
-
-const started = performance.now();
 const readmeSnippets = readmeWorkerSnippets();
 for (const snippet of readmeSnippets) {
-  const service = `readme-line-${snippet.line}`;
-  workers.push({
-    service,
+  testWorkers.push({
+    service: `readme-line-${snippet.line}`,
     source: { contents: snippet.code, loader: snippet.loader, resolveDir: root },
     flags: [],
-    bindings: [],
+    bindings: [["COLLECTOR", "readme-collector"]], // for snippets whose flush POSTs /batch
   });
 }
-workers.push({
+testWorkers.push({
+  service: "readme-collector",
+  entry: "tests/workerd/collector.ts",
+  flags: [],
+  bindings: [],
+});
+testWorkers.push({
   service: "readme-driver",
   entry: "tests/workerd/readme_driver.ts",
   flags: [],
   bindings: readmeSnippets.map((s) => [`SNIPPET_LINE_${s.line}`, `readme-line-${s.line}`]),
   tested: true,
 });
-rmSync(outDir, { recursive: true, force: true });
-mkdirSync(outDir, { recursive: true });
 
-for (const worker of workers) {
-  await esbuild.build({
-    ...(worker.source ? { stdin: worker.source } : { entryPoints: [join(root, worker.entry)] }),
-    plugins: [packageFromSource],
-    outfile: join(outDir, `${worker.service}.js`),
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    target: "es2022",
-    conditions: ["workerd", "worker", "browser"],
-    external: ["node:*", "cloudflare:*"],
-    logLevel: "warning",
-  });
-}
+const serveWorkers = [
+  {
+    service: "shared-example",
+    entry: "examples/cloudflare_worker/worker.ts",
+    flags: [],
+    bindings: [["COLLECTOR", "collector"]],
+  },
+  { service: "collector", entry: "tests/workerd/collector.ts", flags: [], bindings: [] },
+];
 
 const capnpString = (value) => JSON.stringify(value);
 const workerConfig = (worker) =>
@@ -138,57 +119,188 @@ const workerConfig = (worker) =>
     ).join(", ")
   }],
     )`;
-const config = `using Workerd = import "/workerd/workerd.capnp";
+
+/** A workerd config; each socket listens on a free loopback port, reported on the control fd. */
+function capnpConfig(workers, sockets = []) {
+  return `using Workerd = import "/workerd/workerd.capnp";
 
 const config :Workerd.Config = (
   services = [
 ${
-  workers.map((worker) =>
-    `    (name = ${capnpString(worker.service)}, worker = ${workerConfig(worker)}),`
-  ).join("\n")
-}
+    workers.map((worker) =>
+      `    (name = ${capnpString(worker.service)}, worker = ${workerConfig(worker)}),`
+    ).join("\n")
+  }
+  ],
+  sockets = [
+${
+    sockets.map((service) =>
+      `    (name = ${capnpString(service)}, address = "127.0.0.1:0", http = (), service = ${
+        capnpString(service)
+      }),`
+    ).join("\n")
+  }
   ],
 );
 `;
-const configPath = join(outDir, "config.capnp");
-writeFileSync(configPath, config);
-
-// By path: node_modules/.bin/workerd may point at the older release (the workerd-old alias).
-const workerdBinary = join(root, "node_modules", "workerd", "bin", "workerd");
-const workerd = spawn(workerdBinary, ["test", configPath], {
-  cwd: outDir,
-  stdio: ["ignore", "pipe", "pipe"],
-});
-let output = "";
-for (const stream of [workerd.stdout, workerd.stderr]) {
-  stream.setEncoding("utf8");
-  stream.on("data", (chunk) => {
-    output += chunk;
-    process.stdout.write(chunk);
-  });
 }
-const timeout = setTimeout(() => workerd.kill("SIGKILL"), RUN_TIMEOUT_MS);
-const exitCode = await new Promise((resolve) => workerd.on("close", (code) => resolve(code)));
-clearTimeout(timeout);
 
-const checksPassed = output.match(/^CHECK ok /gm)?.length ?? 0;
-const checksFailed = output.match(/^CHECK FAIL /gm)?.length ?? 0;
-// A service that failed without reporting a failed check (e.g. it did not load).
-const failedServices = [...output.matchAll(/\[ FAIL \] (\S+)/g)].map((m) => m[1]);
-const passedServices = [...output.matchAll(/\[ PASS \] (\S+)/g)].map((m) => m[1]);
-const testedServices = workers.filter((w) => w.tested);
-const unreported = testedServices.filter((w) =>
-  !passedServices.includes(w.service) && !failedServices.includes(w.service)
-);
-let failed = checksFailed;
-if (checksFailed === 0) failed += failedServices.length;
-failed += unreported.length;
-if (exitCode !== 0 && failed === 0) failed = 1;
+/**
+ * Spawns workerd; collects its stdout and stderr, and echoes up to `maxEcho`
+ * lines with a prefix (a failing end-to-end run can log thousands).
+ */
+function spawnWorkerd(binary, args, prefix, { extraStdio = [], maxEcho = Infinity } = {}) {
+  const child = spawn(binary, args, {
+    cwd: outDir,
+    stdio: ["ignore", "pipe", "pipe", ...extraStdio],
+  });
+  const state = { child, output: "" };
+  let echoed = 0;
+  let hidden = 0;
+  const echo = (line) => {
+    if (echoed++ < maxEcho) console.log(`${prefix}${line}`);
+    else hidden++;
+  };
+  const ended = [child.stdout, child.stderr].map((stream) => {
+    stream.setEncoding("utf8");
+    let partial = "";
+    stream.on("data", (chunk) => {
+      state.output += chunk;
+      const lines = (partial + chunk).split("\n");
+      partial = lines.pop();
+      lines.forEach(echo);
+    });
+    return new Promise((resolve) =>
+      stream.on("end", () => {
+        if (partial) echo(partial);
+        resolve();
+      })
+    );
+  });
+  state.closed = new Promise((resolve) => child.on("close", (code) => resolve(code))).then(
+    async (code) => {
+      await Promise.all(ended);
+      if (hidden > 0) console.log(`${prefix}(${hidden} more lines of workerd output not shown)`);
+      return code;
+    },
+  );
+  return state;
+}
+
+/** Step 1: `workerd test`; returns [passed, failed]. */
+async function runTestSuite(release, configPath) {
+  const run = spawnWorkerd(release.binary, ["test", configPath], `[${release.label}] `);
+  const timeout = setTimeout(() => run.child.kill("SIGKILL"), TEST_TIMEOUT_MS);
+  const exitCode = await run.closed;
+  clearTimeout(timeout);
+  const output = run.output;
+  const passed = output.match(/^CHECK ok /gm)?.length ?? 0;
+  const checksFailed = output.match(/^CHECK FAIL /gm)?.length ?? 0;
+  // A service that failed without reporting a failed check (e.g. it did not load).
+  const failedServices = [...output.matchAll(/\[ FAIL \] (\S+)/g)].map((m) => m[1]);
+  const passedServices = [...output.matchAll(/\[ PASS \] (\S+)/g)].map((m) => m[1]);
+  const unreported = testWorkers.filter((w) =>
+    w.tested && !passedServices.includes(w.service) && !failedServices.includes(w.service)
+  );
+  let failed = checksFailed;
+  if (checksFailed === 0) failed += failedServices.length;
+  failed += unreported.length;
+  if (exitCode !== 0 && failed === 0) failed = 1;
+  if (unreported.length > 0) {
+    const disallowed = /Disallowed operation called within global scope[^\n]*/.exec(output);
+    console.log(
+      `CHECK FAIL [${release.label}] no result from ${
+        unreported.map((w) => w.service).join(", ")
+      }` +
+        (disallowed ? `: the package did not load: ${disallowed[0]}` : ` (exit code ${exitCode})`),
+    );
+  }
+  return [passed, failed];
+}
+
+/** Step 2: `workerd serve` of the shared example, driven by shared_e2e.mjs; returns [passed, failed]. */
+async function runServe(release, configPath) {
+  const prefix = `[${release.label} serve] `;
+  const run = spawnWorkerd(
+    release.binary,
+    ["serve", "--verbose", "--control-fd=3", configPath],
+    prefix,
+    { extraStdio: ["pipe"], maxEcho: 40 },
+  );
+  const ports = {};
+  const listening = new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error("workerd did not listen in time")),
+      LISTEN_TIMEOUT_MS,
+    );
+    let partial = "";
+    run.child.stdio[3].setEncoding("utf8").on("data", (chunk) => {
+      const lines = (partial + chunk).split("\n");
+      partial = lines.pop();
+      for (const line of lines) {
+        const message = JSON.parse(line);
+        if (message.event === "listen") ports[message.socket] = message.port;
+      }
+      if (serveWorkers.every((w) => ports[w.service] !== undefined)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    run.closed.then((code) => reject(new Error(`workerd exited with code ${code}`)));
+  });
+  try {
+    await listening;
+    const base = (service) => `http://127.0.0.1:${ports[service]}`;
+    const { checks, summary } = await runSharedE2E({
+      label: release.label,
+      exampleUrl: base("shared-example"),
+      tally: async () => await (await fetch(`${base("collector")}/tally`)).json(),
+      log: () => run.output,
+    });
+    summaries.push(summary);
+    return printChecks(`[${release.label} e2e] `, checks);
+  } catch (error) {
+    const disallowed = /Disallowed operation called within global scope[^\n]*/.exec(run.output);
+    const why = disallowed
+      ? `the package did not load: ${disallowed[0]}`
+      : `${error?.stack ?? error}`;
+    console.log(`CHECK FAIL [${release.label} e2e] the shared example ran: ${why}`);
+    return [0, 1];
+  } finally {
+    run.child.kill("SIGTERM");
+    const killer = setTimeout(() => run.child.kill("SIGKILL"), STOP_TIMEOUT_MS);
+    await run.closed;
+    clearTimeout(killer);
+  }
+}
+
+/** The figures line of each release's end-to-end run, printed together at the end. */
+const summaries = [];
+const started = performance.now();
+rmSync(outDir, { recursive: true, force: true });
+mkdirSync(outDir, { recursive: true });
+for (const worker of [...testWorkers, ...serveWorkers]) {
+  await bundleWorker({ ...worker, outfile: join(outDir, `${worker.service}.js`) });
+}
+const testConfig = join(outDir, "test.capnp");
+writeFileSync(testConfig, capnpConfig(testWorkers));
+const serveConfig = join(outDir, "serve.capnp");
+writeFileSync(serveConfig, capnpConfig(serveWorkers, serveWorkers.map((w) => w.service)));
+
+let passed = 0;
+let failed = 0;
+for (const release of releases) {
+  const version = spawnSync(release.binary, ["--version"], { encoding: "utf8" }).stdout.trim();
+  release.label = `${release.name} ${version.replace(/^workerd /, "")}`;
+  for (const step of [runTestSuite, runServe]) {
+    const [p, f] = await step(release, step === runTestSuite ? testConfig : serveConfig);
+    passed += p;
+    failed += f;
+  }
+}
 
 rmSync(outDir, { recursive: true, force: true });
+for (const summary of summaries) console.log(summary);
 const seconds = ((performance.now() - started) / 1000).toFixed(1);
-if (unreported.length > 0) {
-  console.error(`workerd: no result from ${unreported.map((w) => w.service).join(", ")}`);
-}
-console.log(`workerd: ${checksPassed} passed, ${failed} failed (${seconds} s)`);
+console.log(`workerd: ${passed} passed, ${failed} failed (${seconds} s)`);
 process.exit(failed > 0 ? 1 : 0);
