@@ -208,11 +208,12 @@ function sqsMessageBytes(message: string | SqsMessageEntry): number {
  * **Content type "v8"** (an older compatibility date, the
  * `no_queues_json_messages` flag, or `contentType: "v8"`) is counted by V8
  * serialization, and this `sizeOf` undercounts it by up to 2×: a string with
- * one character beyond Latin-1 takes 2 bytes per UTF-16 unit, so a body of
- * 70,001 JSON bytes with one "€" is 139,992 bytes in V8 form and is refused
- * (measured in Miniflare). Either send `contentType: "json"` explicitly, or
- * override `sizeOf` with `v8.serialize(body).byteLength` from `node:v8`
- * where it exists (Node, Deno, Bun; Workers has no `node:v8`).
+ * one character beyond Latin-1 takes 2 bytes per UTF-16 unit, so a body
+ * `{ id, text }` of 70,001 JSON bytes whose text holds one "€" is 139,980
+ * bytes in V8 form and is refused (measured in Miniflare; the documented
+ * "JSON length + 100" misses this too). Either send `contentType: "json"`
+ * explicitly, or override `sizeOf` with `v8.serialize(body).byteLength` from
+ * `node:v8` where it exists (Node, Deno, Bun; Workers has no `node:v8`).
  *
  * **Limits.** Measured in Miniflare 4.20260426.0 (workerd 1.20260426.1):
  * `sendBatch` refuses more than 100 messages, a message over 128,000 bytes
