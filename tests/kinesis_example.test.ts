@@ -12,7 +12,7 @@ import {
   GetShardIteratorCommand,
   KinesisClient,
   ProvisionedThroughputExceededException,
-  type PutRecordsCommand,
+  PutRecordsCommand,
   type PutRecordsOutput,
   type PutRecordsResultEntry,
   ResourceNotFoundException,
@@ -268,7 +268,7 @@ function flaky(client: KinesisClient, faults: Faults): PutRecordsSender & { call
       const passing = records.filter((_, i) => !fails[i]);
       calls.push({ records, failed: records.filter((_, i) => fails[i]), threw: false });
       const sent: PutRecordsResultEntry[] = passing.length === 0 ? [] : (await client.send(
-        new (command.constructor as typeof PutRecordsCommand)({
+        new PutRecordsCommand({
           ...command.input,
           Records: passing,
         }),
