@@ -1,13 +1,13 @@
 /**
  * The @batchkit/buffer demo: producers add events to a BatchBuffer whose flush
- * POSTs each batch to a real HTTP collector on loopback, with retries and a
- * dead-letter list; the summary checks that every event is accounted for.
+ * POSTs each batch to a real HTTP collector on loopback, retried by the
+ * buffer's `retry` option, with a dead-letter list; the summary checks that every event is accounted for.
  *
  * Run: `deno task demo` or `npm run demo` (add `-- --help` for the flags).
  *
  * @module
  */
-import { BatchBuffer } from "../mod.ts";
+import { BatchBuffer, parseRetryAfter } from "../mod.ts";
 import { type DemoEvent, startCollector } from "./collector.ts";
 import { type DemoOptions, FlagError, HELP, parseFlags } from "./flags.ts";
 import { startProgress } from "./progress.ts";
@@ -30,38 +30,34 @@ function readFlags(): DemoOptions {
   }
 }
 
-const MAX_ATTEMPTS = 4;
-const FIRST_BACKOFF_MS = 10;
 const COMPARE_SAMPLE = 5_000;
 const COMPARE_TIME_LIMIT_MS = 5_000;
 
 const collector = startCollector(options);
 let requests = 0;
-let retries = 0;
 
-/** POSTs JSON; retries a refused or failed request with exponential backoff, then throws. */
-async function post(path: string, body: unknown): Promise<void> {
-  for (let attempt = 1;; attempt++) {
-    requests++;
-    let failure: unknown;
-    try {
-      const response = await fetch(collector.url + path, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
-      });
-      await response.body?.cancel();
-      if (response.ok) return;
-      failure = new Error(`collector answered ${response.status}`);
-    } catch (networkError) {
-      failure = networkError;
-    }
-    if (attempt === MAX_ATTEMPTS) throw failure;
-    retries++;
-    // Jitter spreads the retries of concurrent flushes apart.
-    const backoff = FIRST_BACKOFF_MS * 2 ** (attempt - 1) * (0.5 + Math.random());
-    await new Promise((resolve) => setTimeout(resolve, backoff));
+/** The collector refused a request; `retryAfter` is its Retry-After header in ms, if any. */
+class CollectorError extends Error {
+  constructor(readonly status: number, readonly retryAfter: number | undefined) {
+    super(`collector answered ${status}`);
+    this.name = "CollectorError";
   }
+}
+
+/** POSTs JSON once; throws on a refusal (the buffer's `retry` decides what happens next). */
+async function post(path: string, body: unknown): Promise<void> {
+  requests++;
+  const response = await fetch(collector.url + path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  await response.body?.cancel();
+  if (response.ok) return;
+  // On 429 and 503 the buffer waits exactly as long as the collector asks, if it does.
+  const busy = response.status === 429 || response.status === 503;
+  const retryAfter = busy ? parseRetryAfter(response.headers.get("retry-after")) : undefined;
+  throw new CollectorError(response.status, retryAfter);
 }
 
 // A real service would write dead letters somewhere durable (a queue, a file).
@@ -71,6 +67,14 @@ const buffer = new BatchBuffer<DemoEvent>({
   flushInterval: options.interval,
   maxConcurrentFlushes: options.concurrency,
   flush: (batch) => post("/batch", batch),
+  // Four tries in all, 10 ms, 20 ms, 40 ms apart before jitter; a 4xx other than 429 is final.
+  retry: {
+    attempts: 4,
+    initialDelay: 10,
+    maxDelay: 1_000,
+    retryable: (error) =>
+      !(error instanceof CollectorError) || error.status === 429 || error.status >= 500,
+  },
   onFlushError: (_error, batch) => deadLetters.push(...batch),
 });
 
@@ -113,6 +117,7 @@ stopProgress();
 Deno.removeSignalListener("SIGINT", onInterrupt);
 
 const batchRequests = requests;
+const final = buffer.stats();
 const [p50, p99] = addWaits.percentiles(50, 99);
 const reconciled = collector.received + deadLetters.length === produced &&
   collector.uniqueIds === collector.received;
@@ -124,7 +129,10 @@ console.log(
     `  received         ${count(collector.received)} events, ${
       count(collector.uniqueIds)
     } unique ids`,
-    `  dead-lettered    ${count(deadLetters.length)} events, after ${count(retries)} retries`,
+    `  dead-lettered    ${count(deadLetters.length)} events in ${count(final.failedFlushes)} ${
+      final.failedFlushes === 1 ? "batch" : "batches"
+    }`,
+    `  retries          ${count(final.retries)} (tries after the first, over all batches)`,
     `  reconciled       ${
       reconciled ? "yes: received + dead-lettered = produced" : "NO: events are missing"
     }`,

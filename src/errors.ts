@@ -83,3 +83,39 @@ export class AddAllError extends Error {
     this.accepted = accepted;
   }
 }
+
+/**
+ * An item given to `send()` was not delivered. {@linkcode DeliveryError.item}
+ * is the item and {@linkcode DeliveryError.cause} says why: the last error of
+ * its flush once retrying stopped (the same error `onFlushError` receives), or
+ * an `Error` saying why the buffer refused it (`canAdd`, `sizeOf` or the byte
+ * budget).
+ *
+ * @example Telling a caller their item was lost
+ * ```ts
+ * import { DeliveryError } from "@batchkit/buffer";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new DeliveryError({ id: 7 }, new Error("backend answered 503"));
+ * assert.ok(error instanceof Error);
+ * assert.equal(error.name, "DeliveryError");
+ * assert.deepEqual(error.item, { id: 7 });
+ * assert.equal((error.cause as Error).message, "backend answered 503");
+ * ```
+ */
+export class DeliveryError extends Error {
+  /** The item that was not delivered. */
+  readonly item: unknown;
+
+  /**
+   * Creates the error for an item that was not delivered.
+   *
+   * @param item The item.
+   * @param cause Why it was not delivered.
+   */
+  constructor(item: unknown, cause: unknown) {
+    super("The item was not delivered", { cause });
+    this.name = "DeliveryError";
+    this.item = item;
+  }
+}

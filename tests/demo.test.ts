@@ -96,6 +96,7 @@ if (deno === undefined) {
     const unique = /received +([\d,]+) events, ([\d,]+) unique ids/.exec(stdout);
     assert.equal(unique?.[1], unique?.[2], "the collector received duplicates");
     assert.match(stdout, /reconciled +yes/);
+    assert.match(stdout, /retries +[\d,]+ \(tries after the first/);
     assert.match(stdout, /add\(\) waited +p50 [\d.]+ m?s, p99 [\d.]+ m?s/);
     assert.ok(!stdout.includes("\x1b["), "piped output must not contain terminal escapes");
   });
@@ -110,7 +111,12 @@ if (deno === undefined) {
     assert.equal(code, 0, stderr);
     assert.equal(figure(stdout, "received"), 0);
     assert.equal(figure(stdout, "dead-lettered"), 300);
-    assert.ok(/after ([\d,]+) retries/.exec(stdout)![1] !== "0", stdout);
+    // retry: { attempts: 4 } means three retries for every batch before it is dead-lettered.
+    const batches = /dead-lettered +[\d,]+ events in ([\d,]+) batch(?:es)?/.exec(stdout);
+    assert.ok(batches, stdout);
+    const failedBatches = Number(batches[1].replaceAll(",", ""));
+    assert.ok(failedBatches >= 3, stdout);
+    assert.equal(figure(stdout, "retries"), 3 * failedBatches);
     assert.match(stdout, /reconciled +yes/);
   });
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { AddAllError, BatchBuffer, BufferClosedError } from "../mod.ts";
+import { AddAllError, BatchBuffer, BufferClosedError, DeliveryError } from "../mod.ts";
 import { test } from "./harness.ts";
 
 test("BufferClosedError is an Error named BufferClosedError that carries the item", () => {
@@ -38,4 +38,27 @@ test("BatchBuffer.add() after close() rejects with a BufferClosedError holding t
     return true;
   });
   await buffer[Symbol.asyncDispose]();
+});
+
+test("DeliveryError is an Error named DeliveryError that carries the item and why", () => {
+  const item = { id: 7 };
+  const cause = new Error("backend answered 503");
+  const error = new DeliveryError(item, cause);
+  assert.ok(error instanceof Error);
+  assert.ok(!(error instanceof BufferClosedError));
+  assert.equal(error.name, "DeliveryError");
+  assert.equal(error.message, "The item was not delivered");
+  assert.equal(error.item, item);
+  assert.equal(error.cause, cause);
+  assert.match(String(error), /^DeliveryError: /);
+});
+
+test("DeliveryError keeps a cause that is not an Error, and an undefined item", () => {
+  const error = new DeliveryError(undefined, "timeout");
+  assert.ok("item" in error);
+  assert.equal(error.item, undefined);
+  assert.equal(error.cause, "timeout");
+  const noReason = new DeliveryError(1, undefined);
+  assert.ok("cause" in noReason);
+  assert.equal(noReason.cause, undefined);
 });
