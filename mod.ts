@@ -27,7 +27,10 @@
  * @module
  */
 export * from "./src/batch_buffer.ts";
+export type * from "./src/batch_buffer_config.ts";
 export * from "./src/batch_stream.ts";
 export * from "./src/errors.ts";
 export * from "./src/presets.ts";
-export * from "./src/types.ts";
+export type * from "./src/types.ts";
+export type { FlushOutcome, RetryOptions } from "./src/retry_policy.ts";
+export { parseRetryAfter } from "./src/retry_after.ts";

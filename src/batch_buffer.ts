@@ -7,7 +7,8 @@
 import { addAll } from "./add_all.ts";
 import { describe, resolveConfig } from "./config.ts";
 import { RunLoop } from "./run_loop.ts";
-import type { AddOptions, BatchBufferConfig, BatchBufferStats } from "./types.ts";
+import type { BatchBufferConfig } from "./batch_buffer_config.ts";
+import type { AddOptions, BatchBufferStats } from "./types.ts";
 
 /** Above this flushInterval (ms), a buffer with `waitUntil` warns once: Workers cap waitUntil at 30 s. */
 const WAIT_UNTIL_LIMIT_WARNING = 25_000;

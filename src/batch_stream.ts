@@ -5,7 +5,7 @@
  */
 import { BatchBuffer } from "./batch_buffer.ts";
 import { describe } from "./config.ts";
-import type { BatchBufferConfig } from "./types.ts";
+import type { BatchBufferConfig } from "./batch_buffer_config.ts";
 
 /**
  * Options for {@linkcode BatchStream}: the batching rules of

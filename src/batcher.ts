@@ -207,7 +207,6 @@ export class Batcher<T> {
 
   #flush(batch: FormingBatch<T>, reason: FlushReason): void {
     const release = batch.takeOpener();
-    const bytes = batch.bytes;
     const items = batch.take();
     this.#itemsInBatches -= items.length;
     this.#batches.closed(batch);
@@ -216,7 +215,7 @@ export class Batcher<T> {
       if (reason === "full" || reason === "overflow") this.#timer.stop();
       else this.#timer.clear();
     } else if (batch === this.#armedFor) this.#armNext();
-    this.#flights.start(items, reason, batch.key, bytes, release);
+    this.#flights.start(items, reason, batch.key, undefined, undefined, release);
   }
 
   #opened(batch: FormingBatch<T>): void {

@@ -1,5 +1,6 @@
 // Validation and defaults for BatchBufferConfig. Internal: not exported from mod.ts.
-import type { BatchBufferConfig } from "./types.ts";
+import { type ResolvedRetry, resolveRetryOptions } from "./retry_policy.ts";
+import type { BatchBufferConfig } from "./batch_buffer_config.ts";
 
 /**
  * A config with every default filled in and every value checked. It always has
@@ -23,6 +24,9 @@ export interface ResolvedConfig<T> {
   readonly maxItemBytes: number;
   readonly maxBufferedBytes: number;
   readonly maxOpenBatches: number;
+  /** Absent: no retry. */
+  readonly retry: ResolvedRetry | undefined;
+  readonly flushTimeout: number;
   readonly key: BatchBufferConfig<T>["key"];
   /** sizeOf runs when an item is admitted, not in the run loop. */
   readonly measuredOnAdmission: boolean;
@@ -149,6 +153,8 @@ export function resolveConfig<T>(config: BatchBufferConfig<T>): ResolvedConfig<T
     maxItemBytes,
     maxBufferedBytes,
     maxOpenBatches,
+    retry: config.retry === undefined ? undefined : resolveRetryOptions(config.retry),
+    flushTimeout: positiveNumber("flushTimeout", config.flushTimeout, Infinity),
     key: config.key,
     measuredOnAdmission: false,
     plain: config.sizeOf === undefined && config.willOverflow === undefined &&

@@ -22,6 +22,8 @@ export class Counters {
   flushes = 0;
   failedFlushes = 0;
   flushesInFlight = 0;
+  /** Tries after the first. */
+  retries = 0;
 
   /** Items accepted so far, given how many wait in the channel. */
   added(itemsInChannel: number): number {
@@ -48,6 +50,7 @@ export class Counters {
       flushesInFlight: this.flushesInFlight,
       openBatches,
       bufferedBytes,
+      retries: this.retries,
     };
   }
 }

@@ -2,54 +2,59 @@
 import { RESOLVED } from "./channel.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { Counters } from "./counters.ts";
+import { DeliveryError } from "./errors.ts";
+import { Flight, type Ticket } from "./flight.ts";
 import type { FlushRequests } from "./flush_requests.ts";
 import { type Hooks, isThenable } from "./hooks.ts";
+import type { ResolvedRetry } from "./retry_policy.ts";
 import type { FlushReason } from "./types.ts";
 
 /**
- * Starts the user's flush for each batch and settles it: counts it, hands a
- * failed batch to onFlushError, hands every flush to waitUntil, tells the
- * flush() requests, and calls `onSettled` so the run loop can go on. At most
- * `maxConcurrentFlushes` are in flight; the run loop checks `hasFreeSlot`.
+ * The flights: at most `maxConcurrentFlushes` at once (the run loop checks
+ * `hasFreeSlot`), and with `key` at most one per key. It counts each item at
+ * its final outcome, settles send() tickets, hands failed items to
+ * onFlushError, hands every flight to waitUntil, tells the flush() requests,
+ * and calls `onSettled` once a flight has ended so the run loop can go on.
  */
 export class Flights<T> {
-  readonly #config: ResolvedConfig<T>;
-  readonly #hooks: Hooks<T>;
-  readonly #counters: Counters;
-  readonly #requests: FlushRequests;
-  /** Called once a flight has settled, with the bytes it no longer holds. */
-  readonly #onSettled: (bytes: number) => void;
-  /** The batches of the asynchronous flushes in flight. */
-  readonly #inFlight = new Set<T[]>();
-  /** With `key` configured: the keys that have a flight. */
-  readonly #keysInFlight: Set<unknown> | undefined;
-  #insideFlush = false;
+  readonly config: ResolvedConfig<T>;
+  readonly hooks: Hooks<T>;
+  readonly counters: Counters;
+  readonly retry: ResolvedRetry | undefined;
   /** The run signal; made by run(), never at module scope (workerd refuses it there). */
   signal: AbortSignal | undefined;
+  /** How many of the user's flush calls are running synchronously (for flush() calls). */
+  insideFlush = 0;
+  readonly #requests: FlushRequests;
+  readonly #release: (bytes: number) => void;
+  readonly #onSettled: () => void;
+  /** The flights still to end, but for those already handing items to onFlushError. */
+  readonly #inFlight = new Set<Flight<T>>();
+  /** With `key` configured: the keys that have a flight. */
+  readonly #keysInFlight: Set<unknown> | undefined;
+  #starting = false;
 
   constructor(
     config: ResolvedConfig<T>,
     hooks: Hooks<T>,
     counters: Counters,
     requests: FlushRequests,
-    onSettled: (bytes: number) => void,
+    release: (bytes: number) => void,
+    onSettled: () => void,
   ) {
-    this.#config = config;
-    this.#hooks = hooks;
-    this.#counters = counters;
+    this.config = config;
+    this.hooks = hooks;
+    this.counters = counters;
+    this.retry = config.retry;
     this.#requests = requests;
+    this.#release = release;
     this.#onSettled = onSettled;
     if (config.key !== undefined) this.#keysInFlight = new Set();
   }
 
-  /** True while the user's flush runs synchronously (for re-entrant flush() calls). */
-  get insideFlush(): boolean {
-    return this.#insideFlush;
-  }
-
-  /** True while fewer than `maxConcurrentFlushes` flushes are in flight. */
+  /** True while fewer than `maxConcurrentFlushes` flights are in the air. */
   get hasFreeSlot(): boolean {
-    return this.#counters.flushesInFlight < this.#config.maxConcurrentFlushes;
+    return this.counters.flushesInFlight < this.config.maxConcurrentFlushes;
   }
 
   /**
@@ -60,94 +65,110 @@ export class Flights<T> {
     return this.hasFreeSlot && (this.#keysInFlight === undefined || !this.#keysInFlight.has(key));
   }
 
-  /** True when no flush is in flight. */
+  /** True when no flight is in the air. */
   get idle(): boolean {
-    return this.#counters.flushesInFlight === 0;
+    return this.counters.flushesInFlight === 0;
   }
 
-  /** The asynchronous flights not settled yet (what a new flush() request waits for). */
-  get unsettled(): Iterable<T[]> {
+  /** The flights a new flush() request waits for. */
+  get unsettled(): Iterable<object> {
     return this.#inFlight;
   }
 
   /**
-   * Calls flush with the batch, which it now owns. `releaseOpener` settles the
-   * keep-alive of the request that opened the batch, once the flush's own
-   * promise has been handed to waitUntil.
+   * Hands a batch to flush, which owns the array from now on. `releaseOpener`
+   * settles the keep-alive of the request that opened the batch, once the
+   * flight's own promise has been handed to waitUntil.
    */
   start(
-    batch: T[],
+    items: T[],
     reason: FlushReason,
     key: unknown,
-    bytes: number,
+    sizes: number[] | undefined,
+    tickets: (Ticket | undefined)[] | undefined,
     releaseOpener: (() => void) | undefined,
   ): void {
-    // Counted now: the array belongs to flush, which may empty or change it.
-    const size = batch.length;
-    this.#counters.flushesInFlight++;
-    this.#counters.inFlightItems += size;
+    const counters = this.counters;
+    counters.flushesInFlight++;
+    counters.inFlightItems += items.length; // counted now: flush may empty the array
     this.#keysInFlight?.add(key);
-    let result: unknown;
-    let isAsync = false;
-    let threw = false;
-    let thrown: unknown;
-    const outer = this.#insideFlush; // flushes can nest when N > 1
-    this.#insideFlush = true;
-    try {
-      result = this.#config.flush(batch, { signal: this.signal!, reason, key });
-      // Inside the try: a `then` getter is the user's code too, and may throw.
-      isAsync = isThenable(result);
-    } catch (error) {
-      threw = true;
-      thrown = error;
-    } finally {
-      this.#insideFlush = outer;
-    }
-    if (!isAsync) {
-      this.#hooks.waitUntil(RESOLVED);
+    const flight = new Flight(this, items, sizes, tickets, reason, key);
+    this.#starting = true;
+    flight.try();
+    this.#starting = false;
+    if (flight.ended) {
+      // A synchronous flush settles here, at no cost.
+      this.hooks.waitUntil(RESOLVED);
       releaseOpener?.();
-      this.#settle(batch, size, key, bytes, thrown, threw); // a synchronous flush settles here
-      return;
+      return this.#onSettled();
     }
-    const settled: Promise<void> = Promise.resolve(result).then(
-      () => this.#settle(batch, size, key, bytes, undefined, false),
-      (error) => this.#settle(batch, size, key, bytes, error, true),
-    );
-    this.#inFlight.add(batch);
-    this.#requests.flightStarted(batch);
-    this.#hooks.waitUntil(settled);
+    this.#inFlight.add(flight);
+    this.#requests.flightStarted(flight);
+    if (this.config.waitUntil !== undefined) this.hooks.waitUntil(flight.whenEnded());
     releaseOpener?.();
   }
 
-  #settle(
-    batch: T[],
-    size: number,
-    key: unknown,
+  /** Items of a flight were delivered (a try that carried them succeeded). */
+  delivered(count: number, bytes: number, tickets: (Ticket | undefined)[] | undefined): void {
+    if (count === 0) return;
+    this.counters.flushedItems += count;
+    this.counters.inFlightItems -= count;
+    if (tickets !== undefined) { for (const ticket of tickets) ticket?.resolve(); }
+    if (bytes > 0) this.#release(bytes);
+  }
+
+  /**
+   * Retrying stopped for these items: they go to onFlushError (or are
+   * reported), whose promise is awaited before `then` ends the flight.
+   */
+  gaveUp(
+    flight: Flight<T>,
+    items: T[],
+    count: number,
     bytes: number,
+    tickets: (Ticket | undefined)[] | undefined,
     error: unknown,
-    failed: boolean,
+    then: () => void,
   ): void {
-    this.#inFlight.delete(batch);
-    this.#keysInFlight?.delete(key);
-    this.#requests.flightSettled(batch);
-    const counters = this.#counters;
-    counters.flushesInFlight--;
-    counters.inFlightItems -= size;
-    if (failed) {
-      counters.failedFlushes++;
-      counters.failedItems += size;
-      const onFlushError = this.#config.onFlushError;
-      if (onFlushError === undefined) {
-        this.#hooks.report(
-          new Error(`flush failed; its ${size} items were not delivered`, { cause: error }),
-        );
-      } else {
-        this.#hooks.call(() => onFlushError(error, batch));
-      }
-    } else {
-      counters.flushes++;
-      counters.flushedItems += size;
+    this.counters.failedItems += count;
+    this.counters.inFlightItems -= count;
+    if (tickets !== undefined) {
+      tickets.forEach((ticket, i) => ticket?.reject(new DeliveryError(items[i], error)));
     }
-    this.#onSettled(bytes);
+    if (bytes > 0) this.#release(bytes);
+    // A flush() called from onFlushError must not wait for the very flight calling it.
+    this.#inFlight.delete(flight);
+    const onFlushError = this.config.onFlushError;
+    if (onFlushError === undefined) {
+      this.hooks.report(
+        new Error(`flush failed; its ${count} items were not delivered`, { cause: error }),
+      );
+      return then();
+    }
+    try {
+      const result: unknown = onFlushError(error, items);
+      if (isThenable(result)) {
+        Promise.resolve(result).then(then, (rejection) => {
+          this.hooks.report(rejection);
+          then();
+        });
+        return;
+      }
+    } catch (thrown) {
+      this.hooks.report(thrown);
+    }
+    then();
+  }
+
+  /** A flight ended: every item reached its final outcome. */
+  ended(flight: Flight<T>, failedSome: boolean): void {
+    const counters = this.counters;
+    counters.flushesInFlight--;
+    if (failedSome) counters.failedFlushes++;
+    else counters.flushes++;
+    this.#keysInFlight?.delete(flight.key);
+    this.#inFlight.delete(flight);
+    this.#requests.flightSettled(flight);
+    if (!this.#starting) this.#onSettled(); // start() goes on itself
   }
 }

@@ -34,9 +34,14 @@ export class RunLoop<T> {
   constructor(config: ResolvedConfig<T>) {
     this.hooks = new Hooks(config);
     this.#channel = new Channel<T>(config.chanSize);
-    this.#flights = new Flights(config, this.hooks, this.#counters, this.#requests, () => {
-      this.step();
-    });
+    this.#flights = new Flights(
+      config,
+      this.hooks,
+      this.#counters,
+      this.#requests,
+      () => {}, // bytes: see maxBufferedBytes
+      () => this.step(),
+    );
     this.#batcher = new Batcher(config, this.hooks, this.#counters, this.#flights, () => {
       this.step();
     });
@@ -127,7 +132,7 @@ export class RunLoop<T> {
     }
     const upTo = this.#counters.added(this.#channel.size);
     // Waiting here could mean waiting for the very flush that called us.
-    if (this.#flights.insideFlush) {
+    if (this.#flights.insideFlush > 0) {
       this.#requestFlush(upTo, undefined);
       return RESOLVED;
     }

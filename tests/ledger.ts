@@ -1,7 +1,7 @@
 // A ledger of where every item went, for tests/faults.test.ts and
 // tests/bad_input.test.ts. Not a test file itself.
 import assert from "node:assert/strict";
-import type { BatchBuffer, BatchBufferConfig, FlushContext, FlushReason } from "../mod.ts";
+import type { BatchBuffer, BatchBufferConfig, FlushFunc, FlushReason } from "../mod.ts";
 
 /** One flush call as the ledger saw it. */
 export interface LedgerFlush<T> {
@@ -33,9 +33,7 @@ export class Ledger<T> {
    * Wraps a flush so the ledger sees its batch, and whether it failed. The
    * inner flush decides the outcome.
    */
-  flush(
-    inner: (batch: T[], context: FlushContext) => void | Promise<unknown> = () => {},
-  ): (batch: T[], context: FlushContext) => void | Promise<unknown> {
+  flush(inner: FlushFunc<T> = () => {}): FlushFunc<T> {
     return (batch, context) => {
       const entry: LedgerFlush<T> = { batch, reason: context.reason, failed: false };
       this.flushes.push(entry);
@@ -44,7 +42,7 @@ export class Ledger<T> {
         entry.error = error;
         throw error;
       };
-      let result: void | Promise<unknown>;
+      let result: ReturnType<FlushFunc<T>>;
       try {
         result = inner(batch, context);
       } catch (error) {

@@ -302,7 +302,8 @@ test("BatchBuffer keeps acceptance order for items added from onFlushError while
       willOverflow: (_batch, item) => item === "b",
       flush,
       onFlushError: () => {
-        // The slot has just freed and the interval flush of ["b"] is owed.
+        // The interval flush of ["b"] is owed; the failed flight keeps its slot
+        // until onFlushError returns, so "c" queues behind "b".
         assert.equal(buffer.tryAdd("c"), true);
       },
     });
@@ -315,11 +316,14 @@ test("BatchBuffer keeps acceptance order for items added from onFlushError while
     await clock.tickAsync(0);
     assert.deepEqual(calls.map((c) => [c.reason, c.snapshot]), [
       ["overflow", ["a"]],
-      ["interval", ["b", "c"]],
+      ["interval", ["b"]],
     ]);
     calls[1].done.resolve();
     buffer.close();
+    await clock.tickAsync(0);
+    calls[2].done.resolve();
     await running;
+    assert.deepEqual(calls.map((c) => c.snapshot).flat(), ["a", "b", "c"]);
     assertBalanced(buffer.stats());
   });
 });

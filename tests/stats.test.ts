@@ -40,6 +40,7 @@ test("stats() starts at zero", async () => {
     flushesInFlight: 0,
     openBatches: 0,
     bufferedBytes: 0,
+    retries: 0,
   });
   await buffer[Symbol.asyncDispose]();
 });
@@ -79,6 +80,7 @@ test("stats() counts each outcome: flushed, failed, rejected, in the batch, in t
     flushesInFlight: 0,
     openBatches: 1,
     bufferedBytes: 0,
+    retries: 0,
   });
   await buffer.add(8); // [7, 8] goes out and waits for the gate
   await buffer.add(9); // waits in the channel behind it
@@ -96,6 +98,7 @@ test("stats() counts each outcome: flushed, failed, rejected, in the batch, in t
     flushesInFlight: 1,
     openBatches: 0,
     bufferedBytes: 0,
+    retries: 0,
   });
   release();
   buffer.close();
@@ -113,6 +116,7 @@ test("stats() counts each outcome: flushed, failed, rejected, in the batch, in t
     flushesInFlight: 0,
     openBatches: 0,
     bufferedBytes: 0,
+    retries: 0,
   });
 });
 
