@@ -1,6 +1,7 @@
 // addAll(): many items for the price of few awaits. Internal: not exported from mod.ts.
 import { describe } from "./config.ts";
 import { AddAllError } from "./errors.ts";
+import type { Tagged } from "./entry.ts";
 import type { RunLoop } from "./run_loop.ts";
 
 /** Marks the end of addAll()'s items. */
@@ -37,12 +38,12 @@ export async function addAll<T>(
   }
   // Arrays are read by index: an iterator's next() costs as much as adding the item.
   let source: readonly T[] | Iterator<T> | undefined;
-  const progress: AddAllProgress<T> = { accepted: 0, held: DONE };
+  const progress: AddAllProgress<T | Tagged<T>> = { accepted: 0, held: DONE };
   try {
     source = Array.isArray(items) ? items : items[Symbol.iterator]();
     for (;;) {
       if (loop.addWhileReady(source, signal, progress)) return;
-      await loop.send(progress.held as T, signal);
+      await loop.wait(progress.held as T, signal);
       progress.accepted++;
     }
   } catch (cause) {

@@ -109,9 +109,50 @@ export class BatchBuffer<T> implements AsyncDisposable {
   }
 
   /**
+   * Adds an item, like `add()`, and resolves once it has been delivered: a
+   * try of `flush` that carried it succeeded (it was not in the outcome's
+   * `retry`). Like Pub/Sub's `publishMessage()`, but the wait for room comes
+   * first: it waits, obeys `options.signal` and rejects with
+   * {@linkcode BufferClosedError} exactly as `add()` does.
+   *
+   * Rejects with a {@linkcode DeliveryError} (`.item`, and `.cause` the last
+   * error) when the item ends in `onFlushError` after its last try, or when
+   * the buffer refuses it (`canAdd`, an invalid size, over `maxItemBytes`;
+   * `onReject` still gets it). Items added with `add()` pay nothing for it.
+   *
+   * @param item The item.
+   * @param options An optional signal that stops the wait for room.
+   *
+   * @example Waiting for delivery
+   * ```ts
+   * import { BatchBuffer } from "@batchkit/buffer";
+   * import assert from "node:assert/strict";
+   *
+   * const sent: string[] = [];
+   * const buffer = new BatchBuffer<string>({
+   *   flushInterval: 10,
+   *   flush: async (batch) => { sent.push(...batch); },
+   * });
+   * void buffer.run();
+   * await buffer.send("order-1"); // resolves once a flush carried it
+   * assert.deepEqual(sent, ["order-1"]);
+   * await buffer[Symbol.asyncDispose]();
+   * ```
+   */
+  send(item: T, options?: AddOptions): Promise<void> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = options === undefined ? undefined : signalOf(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#loop.send(item, signal);
+  }
+
+  /**
    * Adds an item without waiting. Returns true when it was accepted, false
-   * when the channel is full or other producers are already waiting (it never
-   * jumps the line).
+   * when the channel is full, the byte budget has no room, or other
+   * producers are already waiting (it never jumps the line).
    *
    * @param item The item.
    * @throws {BufferClosedError} after `close()`.

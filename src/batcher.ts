@@ -2,6 +2,8 @@
 // (or the key's flight) frees. Internal: not exported from mod.ts.
 import type { ResolvedConfig } from "./config.ts";
 import type { Counters } from "./counters.ts";
+import type { Ticket } from "./entry.ts";
+import { DeliveryError } from "./errors.ts";
 import { DeadlineTimer } from "./deadline_timer.ts";
 import type { Flights } from "./flights.ts";
 import type { FormingBatch } from "./forming_batch.ts";
@@ -14,6 +16,7 @@ interface Held<T> {
   readonly item: T;
   readonly key: unknown;
   readonly size: number;
+  readonly ticket: Ticket | undefined;
 }
 
 /**
@@ -29,6 +32,8 @@ export class Batcher<T> {
   readonly #counters: Counters;
   readonly #flights: Flights<T>;
   readonly #onDeadline: () => void;
+  /** Frees bytes in the budget: the item reached a final outcome. */
+  readonly #release: (bytes: number) => void;
   readonly #batches: OpenBatches<T>;
   /** The interval timer shared by all batches (not with waitUntil: see #timerFor). */
   readonly #timer: DeadlineTimer;
@@ -43,8 +48,10 @@ export class Batcher<T> {
     hooks: Hooks<T>,
     counters: Counters,
     flights: Flights<T>,
+    release: (bytes: number) => void,
     onDeadline: () => void,
   ) {
+    this.#release = release;
     this.#config = config;
     this.#hooks = hooks;
     this.#counters = counters;
@@ -87,6 +94,17 @@ export class Batcher<T> {
     return true;
   }
 
+  /**
+   * The byte budget is full while producers wait: the oldest open batch not
+   * yet due is owed a "full" flush. False when every open batch is due already.
+   */
+  flushOldest(): boolean {
+    const oldest = this.#batches.oldestNotDue();
+    if (oldest === undefined) return false;
+    this.#batches.markDue(oldest, "full");
+    return true;
+  }
+
   /** Owes every open batch a flush (manual, close); the run loop pays them. */
   flushAll(reason: FlushReason): void {
     for (const batch of this.#batches) this.#batches.markDue(batch, reason);
@@ -97,15 +115,16 @@ export class Batcher<T> {
     this.#timer.clear();
   }
 
-  /** The per-item step for an item the run loop just took. */
-  place(item: T, size: number): void {
+  /** The per-item step for an item the run loop just took, with its size (by sizeOf). */
+  place(item: T, size: number, ticket: Ticket | undefined): void {
     const config = this.#config;
-    if (config.plain) {
+    if (config.plain && ticket === undefined) {
       // No hook, no key, no sizes: only appending applies. This shortcut is
       // worth about 3 ns an item, a tenth of add()'s own cost.
       const batch = this.#batches.get(undefined)!;
       const items = batch.items;
       items.push(item);
+      batch.tickets?.push(undefined); // an earlier item came through send()
       this.#itemsInBatches++;
       this.#counters.taken++;
       if (items.length === 1) this.#opened(batch);
@@ -120,29 +139,24 @@ export class Batcher<T> {
     }
     const key = config.key === undefined ? undefined : this.#keyOf(item);
     this.#counters.inHand = 1;
-    this.#place(item, key, size);
+    this.#place(item, key, size, ticket);
   }
 
   /** Tries the held item again; false while it still has to wait. */
   placeHeld(): boolean {
     const held = this.#held!;
     this.#held = undefined;
-    this.#place(held.item, held.key, held.size);
+    this.#place(held.item, held.key, held.size, held.ticket);
     return this.#held === undefined;
   }
 
-  /** size, overflow, canAdd, append, shouldFlush (see BatchBufferConfig). */
-  #place(item: T, key: unknown, size: number): void {
+  /** overflow, canAdd, append, shouldFlush (see BatchBufferConfig); sizes were measured on admission. */
+  #place(item: T, key: unknown, size: number, ticket: Ticket | undefined): void {
     const config = this.#config;
     const hooks = this.#hooks;
     let batch = this.#batches.get(key);
-    if (config.sizeOf !== undefined && !config.measuredOnAdmission) {
-      size = hooks.measure(item);
-      const valid = typeof size === "number" && Number.isFinite(size) && size >= 0;
-      if (!valid || size > config.maxItemBytes) return this.#reject(item);
-    }
     if (batch !== undefined && batch.length > 0) {
-      if (!batch.acceptsItems) return this.#hold(item, key, size);
+      if (!batch.acceptsItems) return this.#hold(item, key, size, ticket);
       if (
         batch.bytes + size > config.maxBatchBytes ||
         (config.willOverflow !== undefined &&
@@ -150,24 +164,28 @@ export class Batcher<T> {
       ) {
         if (!this.#flights.canFly(key)) {
           this.#batches.markDue(batch, "overflow");
-          return this.#hold(item, key, size);
+          return this.#hold(item, key, size, ticket);
         }
         this.#flush(batch, "overflow");
         batch = this.#batches.get(key);
       }
     }
     if (config.canAdd !== undefined && !hooks.ask(config.canAdd, batch?.items ?? [], item, true)) {
-      return this.#reject(item);
+      const counters = this.#counters;
+      counters.inHand = 0;
+      counters.taken++;
+      counters.rejected++;
+      this.#release(size);
+      return this.rejected(item, ticket, "canAdd refused it");
     }
     if (batch === undefined) {
       if (this.#batches.count >= config.maxOpenBatches && !this.#evict()) {
-        return this.#hold(item, key, size);
+        return this.#hold(item, key, size, ticket);
       }
       batch = this.#batches.open(key);
     }
     const items = batch.items;
-    items.push(item);
-    batch.bytes += size;
+    batch.append(item, size, ticket, config.sizeOf !== undefined);
     this.#itemsInBatches++;
     this.#counters.inHand = 0;
     this.#counters.taken++;
@@ -193,8 +211,8 @@ export class Batcher<T> {
     }
   }
 
-  #hold(item: T, key: unknown, size: number): void {
-    this.#held = { item, key, size };
+  #hold(item: T, key: unknown, size: number, ticket: Ticket | undefined): void {
+    this.#held = { item, key, size, ticket };
   }
 
   /** Makes room for a new key: the oldest batch is owed an "evict" flush; true if it went now. */
@@ -207,6 +225,7 @@ export class Batcher<T> {
 
   #flush(batch: FormingBatch<T>, reason: FlushReason): void {
     const release = batch.takeOpener();
+    const { sizes, tickets } = batch;
     const items = batch.take();
     this.#itemsInBatches -= items.length;
     this.#batches.closed(batch);
@@ -215,7 +234,7 @@ export class Batcher<T> {
       if (reason === "full" || reason === "overflow") this.#timer.stop();
       else this.#timer.clear();
     } else if (batch === this.#armedFor) this.#armNext();
-    this.#flights.start(items, reason, batch.key, undefined, undefined, release);
+    this.#flights.start(items, reason, batch.key, sizes, tickets, release);
   }
 
   #opened(batch: FormingBatch<T>): void {
@@ -259,11 +278,9 @@ export class Batcher<T> {
     this.#onDeadline();
   }
 
-  #reject(item: T): void {
-    const counters = this.#counters;
-    counters.inHand = 0;
-    counters.taken++;
-    counters.rejected++;
+  /** An accepted item that will not be flushed goes to onReject; its send() rejects. */
+  rejected(item: T, ticket: Ticket | undefined, why: string): void {
+    ticket?.reject(new DeliveryError(item, new Error(`The buffer refused the item: ${why}`)));
     const onReject = this.#config.onReject;
     if (onReject !== undefined) this.#hooks.call(() => onReject(item));
   }

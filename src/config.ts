@@ -28,8 +28,6 @@ export interface ResolvedConfig<T> {
   readonly retry: ResolvedRetry | undefined;
   readonly flushTimeout: number;
   readonly key: BatchBufferConfig<T>["key"];
-  /** sizeOf runs when an item is admitted, not in the run loop. */
-  readonly measuredOnAdmission: boolean;
   /** No sizeOf, willOverflow, canAdd, shouldFlush or key: an item only needs appending. */
   readonly plain: boolean;
 }
@@ -156,7 +154,6 @@ export function resolveConfig<T>(config: BatchBufferConfig<T>): ResolvedConfig<T
     retry: config.retry === undefined ? undefined : resolveRetryOptions(config.retry),
     flushTimeout: positiveNumber("flushTimeout", config.flushTimeout, Infinity),
     key: config.key,
-    measuredOnAdmission: false,
     plain: config.sizeOf === undefined && config.willOverflow === undefined &&
       config.canAdd === undefined && config.shouldFlush === undefined && config.key === undefined,
   };

@@ -25,8 +25,19 @@ export class Counters {
   /** Tries after the first. */
   retries = 0;
 
+  /**
+   * Items refused when admitted (an invalid or too large size): they reached
+   * onReject at once and never joined the line the run loop takes items from.
+   */
+  refused = 0;
+
   /** Items accepted so far, given how many wait in the channel. */
   added(itemsInChannel: number): number {
+    return this.taken + this.inHand + itemsInChannel + this.refused;
+  }
+
+  /** How many items the run loop will have taken once it has taken every item accepted so far. */
+  lineEnd(itemsInChannel: number): number {
     return this.taken + this.inHand + itemsInChannel;
   }
 

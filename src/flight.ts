@@ -1,5 +1,6 @@
 // One batch's delivery: its tries, retries and timeouts. Internal: not exported from mod.ts.
 import { DeadlineTimer } from "./deadline_timer.ts";
+import type { Ticket } from "./entry.ts";
 import type { Flights } from "./flights.ts";
 import { isThenable } from "./hooks.ts";
 import {
@@ -10,12 +11,6 @@ import {
   retryAfterOf,
 } from "./retry_policy.ts";
 import type { FlushReason } from "./types.ts";
-
-/** What resolves or rejects one send() call. */
-export interface Ticket {
-  resolve(): void;
-  reject(error: unknown): void;
-}
 
 /**
  * A batch from the moment it is handed to flush until every item has reached
@@ -40,6 +35,8 @@ export class Flight<T> {
   #tryId = 0;
   #timeout: ReturnType<typeof setTimeout> | undefined;
   #failedSome = false;
+  /** The array the last try's flush was given: a batch that failed whole goes to onFlushError as such. */
+  #lastBatch: T[] | undefined;
   /** A result must be matched to items: for retries, sizes or send() tickets. */
   readonly #keepsCopy: boolean;
   #ended = false;
@@ -92,6 +89,7 @@ export class Flight<T> {
     const id = ++this.#tryId;
     // flush owns its array; keep ours when a result must be matched to items.
     const batch = this.#keepsCopy ? this.#items.slice() : this.#items;
+    this.#lastBatch = batch;
     const signal = config.flushTimeout === Infinity ? owner.signal! : this.#armTimeout(id);
     let result: unknown;
     let isAsync = false;
@@ -148,7 +146,7 @@ export class Flight<T> {
 
   #failed(id: number, error: unknown): void {
     if (!this.#current(id)) return;
-    this.#retryOrGiveUp(error, retryAfterOf(error));
+    this.#retryOrGiveUp(error, retryAfterOf(error), true);
   }
 
   /** True for the try in progress, which is now over; stale tries are ignored. */
@@ -200,10 +198,11 @@ export class Flight<T> {
     this.#count = 0;
   }
 
-  #retryOrGiveUp(error: unknown, retryAfter: number | undefined): void {
+  /** `whole`: the last try failed as a whole, not through an outcome. */
+  #retryOrGiveUp(error: unknown, retryAfter: number | undefined, whole = false): void {
     const owner = this.#owner;
     const policy = owner.retry;
-    if (policy === undefined || owner.signal!.aborted) return this.#giveUp(error);
+    if (policy === undefined || owner.signal!.aborted) return this.#giveUp(error, whole);
     const decision = decideRetry(policy, {
       attempt: this.#attempt,
       error,
@@ -212,7 +211,7 @@ export class Flight<T> {
     });
     if (!decision.retry) {
       if (decision.reason === "retryable-threw") owner.hooks.report(decision.hookError);
-      return this.#giveUp(error);
+      return this.#giveUp(error, whole);
     }
     // The wait keeps the slot; aborting the run signal ends it at once.
     const signal = owner.signal!;
@@ -229,8 +228,9 @@ export class Flight<T> {
   }
 
   /** Retrying stopped: the remaining items go to onFlushError, awaited if async. */
-  #giveUp(error: unknown): void {
-    const items = this.#items;
+  #giveUp(error: unknown, whole = false): void {
+    // The array flush had, as before retries existed; else our copy of the failing items.
+    const items = whole && this.#lastBatch !== undefined ? this.#lastBatch : this.#items;
     const count = this.#count;
     this.#items = [];
     this.#count = 0;

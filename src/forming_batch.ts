@@ -1,5 +1,6 @@
 // A batch being formed. Internal: not exported from mod.ts.
 import type { DeadlineTimer } from "./deadline_timer.ts";
+import type { Ticket } from "./entry.ts";
 import type { Hooks } from "./hooks.ts";
 import type { FlushReason } from "./types.ts";
 
@@ -13,6 +14,10 @@ export class FormingBatch<T> {
   items: T[] = [];
   /** The sum of the items' sizes (0 without sizeOf). */
   bytes = 0;
+  /** Each item's size, with sizeOf (to free the bytes of a partial success). */
+  sizes: number[] | undefined;
+  /** Each item's send() ticket, once some item has one. */
+  tickets: (Ticket | undefined)[] | undefined;
   /** When the batch got its first item (performance.now()), for keyed deadlines. */
   openedAt = 0;
   /** Why its flush is due, while it waits for a slot or for its key's flight. */
@@ -36,11 +41,25 @@ export class FormingBatch<T> {
     return this.due === undefined || this.due === "interval" || this.due === "manual";
   }
 
+  /** Appends an item with its size and ticket (kept only when some item needs them). */
+  append(item: T, size: number, ticket: Ticket | undefined, sized: boolean): void {
+    const position = this.items.length;
+    this.items.push(item);
+    this.bytes += size;
+    if (sized) (this.sizes ??= []).push(size);
+    if (ticket !== undefined) {
+      this.tickets ??= new Array(position).fill(undefined);
+      this.tickets.push(ticket);
+    } else this.tickets?.push(undefined);
+  }
+
   /** Hands the items over for a flush and starts an empty batch. */
   take(): T[] {
     const items = this.items;
     this.items = [];
     this.bytes = 0;
+    this.sizes = undefined;
+    this.tickets = undefined;
     this.due = undefined;
     this.timer?.clear();
     return items;

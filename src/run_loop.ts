@@ -1,6 +1,7 @@
 // The run loop: it moves items from producers to batches to flights. Internal: not exported from mod.ts.
 import { type AddAllProgress, DONE, pull } from "./add_all.ts";
 import { Channel, RESOLVED } from "./channel.ts";
+import { Tagged, type Ticket } from "./entry.ts";
 import type { ResolvedConfig } from "./config.ts";
 import { Counters } from "./counters.ts";
 import { Batcher } from "./batcher.ts";
@@ -12,6 +13,14 @@ import type { BatchBufferStats } from "./types.ts";
 
 type State = "new" | "running" | "done";
 
+/** Marks an item refused when it was admitted (it went to onReject). */
+const REFUSED: unique symbol = Symbol("refused");
+
+/** The bytes an entry holds in the budget. */
+function sizeOf<T>(entry: T | Tagged<T>): number {
+  return entry instanceof Tagged ? entry.size : 0;
+}
+
 /**
  * The engine behind BatchBuffer: it takes items from the channel (or straight
  * from a producer when it is idle), forms the batch, and starts flights.
@@ -19,7 +28,10 @@ type State = "new" | "running" | "done";
  */
 export class RunLoop<T> {
   readonly hooks: Hooks<T>;
-  readonly #channel: Channel<T>;
+  readonly #config: ResolvedConfig<T>;
+  readonly #channel: Channel<T | Tagged<T>>;
+  /** sizeOf is set: every item is measured when admitted, and travels tagged. */
+  readonly #measures: boolean;
   readonly #counters = new Counters();
   readonly #requests = new FlushRequests();
   readonly #flights: Flights<T>;
@@ -32,19 +44,26 @@ export class RunLoop<T> {
   #loopAgain = false;
 
   constructor(config: ResolvedConfig<T>) {
+    this.#config = config;
+    this.#measures = config.sizeOf !== undefined;
     this.hooks = new Hooks(config);
-    this.#channel = new Channel<T>(config.chanSize);
+    this.#channel = new Channel<T | Tagged<T>>(config.chanSize, config.maxBufferedBytes);
     this.#flights = new Flights(
       config,
       this.hooks,
       this.#counters,
       this.#requests,
-      () => {}, // bytes: see maxBufferedBytes
+      (bytes) => this.#channel.release(bytes),
       () => this.step(),
     );
-    this.#batcher = new Batcher(config, this.hooks, this.#counters, this.#flights, () => {
-      this.step();
-    });
+    this.#batcher = new Batcher(
+      config,
+      this.hooks,
+      this.#counters,
+      this.#flights,
+      (bytes) => this.#channel.release(bytes),
+      () => this.step(),
+    );
   }
 
   get itemsInChannel(): number {
@@ -55,31 +74,77 @@ export class RunLoop<T> {
   add(item: T, signal: AbortSignal | undefined): Promise<void> {
     if (this.#closed) return Promise.reject(new BufferClosedError(item));
     if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.#measures) return this.#admit(item, signal, undefined);
     if (this.#takesDirectly()) {
-      this.#processDirectly(item);
+      this.#processDirectly(item, 0, undefined);
       return RESOLVED;
     }
     return this.#channel.send(item, signal);
   }
 
+  /** Adds an item for send(): resolves once it is delivered. */
+  send(item: T, signal: AbortSignal | undefined): Promise<void> {
+    if (this.#closed) return Promise.reject(new BufferClosedError(item));
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    let ticket!: Ticket;
+    const delivered = new Promise<void>((resolve, reject) => (ticket = { resolve, reject }));
+    const admitted = this.#admit(item, signal, ticket);
+    return admitted === RESOLVED ? delivered : admitted.then(() => delivered);
+  }
+
   /** Adds an item for tryAdd(): false when it would have to wait. */
   tryAdd(item: T): boolean {
     if (this.#closed) throw new BufferClosedError(item);
-    if (this.#takesDirectly()) {
-      this.#processDirectly(item);
-      return true;
-    }
-    return this.#channel.trySend(item);
+    const entry = this.#measures ? this.#entry(item, undefined) : item;
+    if (entry === REFUSED) return true; // accepted, and handed to onReject
+    return this.#tryTake(entry);
   }
 
-  /** Waits in line to add the item addAll() could not add at once. */
-  send(item: T, signal: AbortSignal | undefined): Promise<void> {
-    return this.#channel.send(item, signal); // checks close and abort itself
+  /** Waits in line to add the entry addAll() could not add at once. */
+  wait(entry: T | Tagged<T>, signal: AbortSignal | undefined): Promise<void> {
+    return this.#channel.send(entry, signal, sizeOf(entry)); // checks close and abort itself
+  }
+
+  /** Admits a measured or ticketed item: refused at once, taken at once, or in line. */
+  #admit(item: T, signal: AbortSignal | undefined, ticket: Ticket | undefined): Promise<void> {
+    const entry = this.#entry(item, ticket);
+    if (entry === REFUSED || this.#tryTake(entry)) return RESOLVED;
+    return this.#channel.send(entry, signal, sizeOf(entry));
+  }
+
+  /**
+   * The item as it travels: bare, or tagged with its size (sizeOf is called
+   * here, once per item) and ticket. REFUSED when its size is invalid or over
+   * maxItemBytes: it is accepted and goes to onReject at once, without waiting.
+   */
+  #entry(item: T, ticket: Ticket | undefined): T | Tagged<T> | typeof REFUSED {
+    const config = this.#config;
+    if (config.sizeOf === undefined) {
+      return ticket === undefined ? item : new Tagged(item, 0, ticket);
+    }
+    const size = this.hooks.measure(item);
+    const valid = typeof size === "number" && Number.isFinite(size) && size >= 0;
+    if (valid && size <= config.maxItemBytes) return new Tagged(item, size, ticket);
+    this.#counters.refused++;
+    this.#counters.rejected++;
+    this.#batcher.rejected(item, ticket, "its size is invalid or over maxItemBytes");
+    return REFUSED;
+  }
+
+  /** Takes an entry now if that needs no wait: straight to the run loop, or into the channel. */
+  #tryTake(entry: T | Tagged<T>): boolean {
+    const bytes = sizeOf(entry);
+    if (this.#takesDirectly() && this.#channel.reserve(bytes)) {
+      if (entry instanceof Tagged) this.#processDirectly(entry.item, entry.size, entry.ticket);
+      else this.#processDirectly(entry, 0, undefined);
+      return true;
+    }
+    return this.#channel.trySend(entry, bytes);
   }
 
   /**
    * Adds addAll()'s items synchronously for as long as none has to wait; true
-   * once the source is exhausted, false with the item that has to wait in
+   * once the source is exhausted, false with the entry that has to wait in
    * `progress.held`. Kept out of an async function because a loop there
    * compiles to much slower code. Pulling an item may run the iterable's own
    * code (which may add, close or abort), so every check comes after the pull.
@@ -87,19 +152,25 @@ export class RunLoop<T> {
   addWhileReady(
     source: readonly T[] | Iterator<T>,
     signal: AbortSignal | undefined,
-    progress: AddAllProgress<T>,
+    progress: AddAllProgress<T | Tagged<T>>,
   ): boolean {
     let item = pull(source, progress.accepted);
     for (;;) {
       if (item === DONE) return true;
       if (this.#closed) throw new BufferClosedError(item);
       if (signal?.aborted) throw signal.reason;
-      if (this.#takesDirectly()) {
+      if (this.#measures) {
+        const entry = this.#entry(item, undefined);
+        if (entry !== REFUSED && !this.#tryTake(entry)) {
+          progress.held = entry;
+          return false;
+        }
+      } else if (this.#takesDirectly()) {
         // One hand-off for a whole run of items, for as long as the run loop stays idle.
         this.#looping = true;
         try {
           do {
-            this.#batcher.place(item, 0);
+            this.#batcher.place(item, 0, undefined);
             progress.accepted++;
             item = pull(source, progress.accepted);
           } while (
@@ -111,8 +182,7 @@ export class RunLoop<T> {
           if (this.#loopAgain) this.step();
         }
         continue; // the item just pulled goes through the checks above
-      }
-      if (!this.#channel.trySend(item)) {
+      } else if (!this.#channel.trySend(item)) {
         progress.held = item;
         return false;
       }
@@ -130,7 +200,7 @@ export class RunLoop<T> {
     if (this.#state === "new" && !nothingPending) {
       return Promise.reject(new Error("flush() needs the run loop: call run() first"));
     }
-    const upTo = this.#counters.added(this.#channel.size);
+    const upTo = this.#counters.lineEnd(this.#channel.size);
     // Waiting here could mean waiting for the very flush that called us.
     if (this.#flights.insideFlush > 0) {
       this.#requestFlush(upTo, undefined);
@@ -144,7 +214,9 @@ export class RunLoop<T> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#channel.close((item) => new BufferClosedError(item));
+    this.#channel.close((entry) =>
+      new BufferClosedError(entry instanceof Tagged ? entry.item : entry)
+    );
     this.step();
   }
 
@@ -174,7 +246,7 @@ export class RunLoop<T> {
       this.#channel.size,
       this.#batcher.length,
       this.#batcher.openBatches,
-      0,
+      this.#channel.bytes,
     );
   }
 
@@ -199,8 +271,11 @@ export class RunLoop<T> {
             if (!this.#answerFlushRequest()) break; // wait for a key's flight
           } else if (this.#batcher.holding) {
             if (!this.#batcher.placeHeld()) break; // wait for its key's flight
-          } else if (this.#channel.hasItem) this.#batcher.place(this.#channel.take(), 0);
-          else if (!this.#closed || this.#channel.size > 0) break; // wait for items
+          } else if (this.#channel.hasItem) this.#placeEntry(this.#channel.take());
+          else if (this.#channel.pull()) continue; // pending items go to the stream now
+          else if (this.#waitsForBytes()) {
+            if (!this.#batcher.flushOldest()) break; // its bytes are in flight: wait
+          } else if (!this.#closed || this.#channel.size > 0) break; // wait for items
           else if (this.#batcher.length > 0) {
             this.#batcher.flushAll("close");
             if (!this.#batcher.payDue()) break; // wait for the keys' flights
@@ -246,11 +321,26 @@ export class RunLoop<T> {
       !this.#batcher.holding;
   }
 
+  /**
+   * True when a producer waits for bytes, not for a free place in the channel.
+   * Bytes held in partial batches would never come free without a flush (with
+   * `flushInterval: Infinity`), so the oldest batch goes out.
+   */
+  #waitsForBytes(): boolean {
+    return this.#channel.waiting > 0 && this.#channel.size < this.#config.chanSize &&
+      this.#batcher.openBatches > 0;
+  }
+
+  #placeEntry(entry: T | Tagged<T>): void {
+    if (entry instanceof Tagged) this.#batcher.place(entry.item, entry.size, entry.ticket);
+    else this.#batcher.place(entry, 0, undefined);
+  }
+
   /** Runs one item through the run loop's per-item step, in the producer's call. */
-  #processDirectly(item: T): void {
+  #processDirectly(item: T, size: number, ticket: Ticket | undefined): void {
     this.#looping = true;
     try {
-      this.#batcher.place(item, 0);
+      this.#batcher.place(item, size, ticket);
     } finally {
       this.#looping = false;
     }

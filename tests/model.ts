@@ -708,12 +708,16 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
   }
 
   // Order: if X's acceptance was seen before Y's add was called, or X waited
-  // in line for room before Y was called, X goes out first. Flushed items (batches concatenated in call order) and rejected
-  // items (in onReject order) are two streams: an item waiting in a batch may
-  // be overtaken by a later item that goes straight to onReject.
+  // in line for room before Y was called, X goes out first. Flushed items
+  // (batches concatenated in call order), items refused by canAdd (in the run
+  // loop) and items of a refused size (when admitted) are three streams: an
+  // item waiting in line may be overtaken by a later one that is refused
+  // at once.
+  const refusedSize = (item: Item) => budgeted && item.size > maxItemBytes;
   const streams = [
     processed.filter((item) => !rejectedIds.has(item.id)),
-    processed.filter((item) => rejectedIds.has(item.id)),
+    processed.filter((item) => rejectedIds.has(item.id) && !refusedSize(item)),
+    processed.filter((item) => rejectedIds.has(item.id) && refusedSize(item)),
   ];
   for (const stream of streams) {
     const position = new Map(stream.map((item, index) => [item.id, index]));

@@ -125,13 +125,18 @@ test("stats().added counts the item the run loop is placing, so it never dips in
   const violations: string[] = [];
   const buffer = new BatchBuffer<number>({
     capacity: 10,
+    // sizeOf runs when the item is admitted, before it counts as added.
     sizeOf: () => {
       seen.push({ where: "sizeOf", added: buffer.stats().added });
       checkInside(violations, () => assertInvariant(buffer.stats(), "sizeOf"));
       return 1;
     },
-    willOverflow: () => true,
+    willOverflow: () => {
+      seen.push({ where: "willOverflow", added: buffer.stats().added });
+      return true;
+    },
     canAdd: () => {
+      seen.push({ where: "canAdd", added: buffer.stats().added });
       checkInside(violations, () => assertInvariant(buffer.stats(), "canAdd"));
       return true;
     },
@@ -146,9 +151,12 @@ test("stats().added counts the item the run loop is placing, so it never dips in
   buffer.close();
   await running;
   assert.deepEqual(seen, [
-    { where: "sizeOf", added: 2 },
-    { where: "sizeOf", added: 2 },
-    { where: "overflow", added: 2 },
+    { where: "sizeOf", added: 0 },
+    { where: "sizeOf", added: 1 },
+    { where: "canAdd", added: 2 }, // item 1, in hand
+    { where: "willOverflow", added: 2 }, // item 2, in hand
+    { where: "overflow", added: 2 }, // [1] goes out while 2 is in hand
+    { where: "canAdd", added: 2 },
     { where: "close", added: 2 },
   ]);
   assert.deepEqual(violations, []);

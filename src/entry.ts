@@ -1,0 +1,26 @@
+// An item on its way through the channel, with what it carries besides
+// itself. Internal: not exported from mod.ts.
+
+/** What resolves or rejects one send() call. */
+export interface Ticket {
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * An item with its size (by sizeOf, measured once when it was admitted) and,
+ * for send(), its ticket. Items that carry neither travel bare, at no cost; a
+ * user's item can never be an instance of this class, so `instanceof` tells
+ * the two apart.
+ */
+export class Tagged<T> {
+  readonly item: T;
+  readonly size: number;
+  readonly ticket: Ticket | undefined;
+
+  constructor(item: T, size: number, ticket: Ticket | undefined) {
+    this.item = item;
+    this.size = size;
+    this.ticket = ticket;
+  }
+}
