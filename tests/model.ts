@@ -1,5 +1,6 @@
 // Model-based property checks for BatchBuffer, shared by tests/property*.test.ts
-// (normal runs) and tests/soak.ts (100x the runs). Not a test file itself.
+// and tests/faults.test.ts (normal runs) and tests/soak.ts (100x the runs). Not
+// a test file itself.
 //
 // A scenario is a random config plus random producers, each a sequence of
 // operations. fast-check's scheduler decides when each producer takes its next
@@ -17,6 +18,7 @@ import {
   type FlushContext,
 } from "../mod.ts";
 import { type Clock, installClock } from "./helpers.ts";
+import { Ledger } from "./ledger.ts";
 
 /** Runs per property in a normal test run; BATCHKIT_PROPERTY_RUNS overrides it. */
 export const PROPERTY_RUNS: number = readRuns();
@@ -790,5 +792,157 @@ export async function checkProperty(
   await fc.assert(
     fc.asyncProperty(fc.scheduler(), property.arbitrary, (s, scenario) => runScenario(s, scenario)),
     seed === undefined ? { numRuns } : { numRuns, seed },
+  );
+}
+
+/** The name tests/faults.test.ts gives {@linkcode checkRandomFaults}. */
+export const RANDOM_FAULTS_NAME =
+  "with random hooks that throw or answer nonsense, every item is accounted for and every error reported once";
+
+// ---------------------------------------------------------------- random faults (tests/faults.test.ts)
+
+/** What a hook does for one item: throw, or answer a value from the pool. */
+type Answer = { throws: true } | { throws: false; value: unknown };
+
+const answerArb = (pool: unknown[]): fc.Arbitrary<Answer> =>
+  fc.oneof(
+    fc.constant<Answer>({ throws: true }),
+    fc.constantFrom(...pool).map((value): Answer => ({ throws: false, value })),
+  );
+
+const predicatePool: unknown[] = [true, false, 0, 1, "", "yes", null, undefined, NaN, {}, []];
+const sizePool: unknown[] = [
+  0,
+  1,
+  3,
+  7,
+  10,
+  11,
+  -1,
+  NaN,
+  Infinity,
+  1e300,
+  0.5,
+  "5",
+  null,
+  true,
+  1n,
+];
+
+/**
+ * The random-fault property of tests/faults.test.ts (kept here so that
+ * tests/soak.ts can run it 100x): random hooks that throw or answer nonsense,
+ * checked with a {@linkcode Ledger}.
+ */
+export async function checkRandomFaults(numRuns: number = PROPERTY_RUNS): Promise<void> {
+  const scenario = fc.record({
+    capacity: fc.integer({ min: 1, max: 5 }),
+    chanSize: fc.integer({ min: 1, max: 5 }),
+    maxConcurrentFlushes: fc.integer({ min: 1, max: 3 }),
+    budget: fc.boolean(),
+    items: fc.integer({ min: 0, max: 30 }),
+    willOverflow: fc.option(fc.array(answerArb(predicatePool), { minLength: 1, maxLength: 5 })),
+    canAdd: fc.option(fc.array(answerArb(predicatePool), { minLength: 1, maxLength: 5 })),
+    shouldFlush: fc.option(fc.array(answerArb(predicatePool), { minLength: 1, maxLength: 5 })),
+    sizeOf: fc.array(answerArb(sizePool), { minLength: 1, maxLength: 5 }),
+    onRejectThrows: fc.boolean(),
+    onFlushError: fc.constantFrom("absent", "records", "throws"),
+    waitUntilThrows: fc.option(fc.boolean()),
+    flushes: fc.array(fc.constantFrom("ok", "throw", "reject", "asyncOk"), {
+      minLength: 1,
+      maxLength: 4,
+    }),
+  });
+  await fc.assert(
+    fc.asyncProperty(scenario, async (sc) => {
+      const thrown = new Set<unknown>();
+      const reported: unknown[] = [];
+      const ledger = new Ledger<number>();
+      const pick = <A>(answers: A[], n: number) => answers[n % answers.length];
+      const answer = (answers: Answer[], n: number): unknown => {
+        const a = pick(answers, n);
+        if (!a.throws) return a.value;
+        const error = new Error(`hook threw for item ${n}`);
+        thrown.add(error);
+        throw error;
+      };
+      const maxBatchBytes = 10;
+      const sizeValid = (n: number) => {
+        const a = pick(sc.sizeOf, n);
+        if (a.throws || !sc.budget) return sc.budget ? false : true;
+        const v = a.value;
+        return typeof v === "number" && v >= 0 && v <= maxBatchBytes;
+      };
+      const canAddSays = (n: number) => {
+        if (sc.canAdd === null) return true;
+        const a = pick(sc.canAdd, n);
+        return a.throws ? true : Boolean(a.value);
+      };
+      let flushCalls = 0;
+      let failed = 0;
+      const config: BatchBufferConfig<number> = {
+        capacity: sc.capacity,
+        chanSize: sc.chanSize,
+        maxConcurrentFlushes: sc.maxConcurrentFlushes,
+        flushInterval: Infinity,
+        onReject: (item) => {
+          ledger.rejected.push(item);
+          if (sc.onRejectThrows) answer([{ throws: true }], item);
+        },
+        onError: (error) => void reported.push(error),
+        flush: ledger.flush(() => {
+          const kind = pick(sc.flushes, flushCalls++);
+          if (kind === "throw" || kind === "reject") failed++;
+          if (kind === "throw") throw new Error("flush threw");
+          if (kind === "reject") return Promise.reject(new Error("flush rejected"));
+          if (kind === "asyncOk") return Promise.resolve();
+        }),
+      };
+      if (sc.willOverflow) {
+        const answers = sc.willOverflow;
+        config.willOverflow = (_b, item) => answer(answers, item) as boolean;
+      }
+      if (sc.canAdd) {
+        const answers = sc.canAdd;
+        config.canAdd = (_b, item) => answer(answers, item) as boolean;
+      }
+      if (sc.shouldFlush) {
+        const answers = sc.shouldFlush;
+        config.shouldFlush = (batch) => answer(answers, batch.at(-1)!) as boolean;
+      }
+      if (sc.budget) {
+        config.maxBatchBytes = maxBatchBytes;
+        config.sizeOf = (item) => answer(sc.sizeOf, item) as number;
+      }
+      if (sc.onFlushError === "records") config.onFlushError = () => {};
+      if (sc.onFlushError === "throws") {
+        config.onFlushError = () => answer([{ throws: true }], -1);
+      }
+      if (sc.waitUntilThrows !== null) {
+        config.waitUntil = () => {
+          if (sc.waitUntilThrows) answer([{ throws: true }], -2);
+        };
+      }
+      const buffer = new BatchBuffer<number>(config);
+      const running = buffer.run();
+      for (let i = 0; i < sc.items; i++) await ledger.add(buffer, i);
+      buffer.close();
+      await running;
+
+      ledger.assertConserved(buffer);
+      const expectedRejects = Array.from({ length: sc.items }, (_, i) => i)
+        .filter((i) => !sizeValid(i) || !canAddSays(i));
+      assert.deepEqual(ledger.rejected.toSorted((a, b) => a - b), expectedRejects);
+      assert.equal(failed, ledger.flushes.filter((f) => f.failed).length);
+      // Every hook error reached onError exactly once; failed flushes without
+      // onFlushError arrive wrapped, with the flush error as cause.
+      const direct = reported.filter((e) => thrown.has(e));
+      assert.equal(direct.length, thrown.size);
+      assert.equal(new Set(direct).size, thrown.size);
+      const wrapped = reported.filter((e) => !thrown.has(e));
+      assert.equal(wrapped.length, sc.onFlushError === "absent" ? failed : 0);
+      for (const e of wrapped) assert.match((e as Error).message, /^flush failed; its \d+ items/);
+    }),
+    { numRuns },
   );
 }

@@ -10,12 +10,20 @@
 // 1. N producers blocked on a stalled flush: the heap stays flat while they wait.
 // 2. Millions of items through one buffer from 8 producers, with 1% of flushes
 //    failing and random aborts: every item is accounted for, exactly once.
-// 3. The model-based properties of tests/model.ts with 100x the runs.
+// 3. The properties of `npm test` with 100x the runs: the model-based ones and
+//    the random-fault one of tests/model.ts, and the hook fuzz of tests/fuzz_model.ts.
 import process from "node:process";
 import v8 from "node:v8";
 import vm from "node:vm";
 import { BatchBuffer, BufferClosedError } from "../mod.ts";
-import { checkProperty, PROPERTIES, PROPERTY_RUNS } from "./model.ts";
+import {
+  checkProperty,
+  checkRandomFaults,
+  PROPERTIES,
+  PROPERTY_RUNS,
+  RANDOM_FAULTS_NAME,
+} from "./model.ts";
+import { checkFuzz, FUZZ_NAME } from "./fuzz_model.ts";
 
 function flag(name: string, fallback: number): number {
   const args = process.argv.slice(2);
@@ -287,14 +295,19 @@ async function millions(): Promise<void> {
 async function properties(): Promise<void> {
   if (RUNS_MULTIPLIER === 0) return;
   const runs = PROPERTY_RUNS * RUNS_MULTIPLIER;
-  console.log(`\n## 3. model-based properties, ${fmt(runs)} runs each`);
-  for (const property of PROPERTIES) {
+  console.log(`\n## 3. properties, ${fmt(runs)} runs each`);
+  const all: [string, () => Promise<void>][] = [
+    ...PROPERTIES.map((p): [string, () => Promise<void>] => [p.name, () => checkProperty(p, runs)]),
+    [RANDOM_FAULTS_NAME, () => checkRandomFaults(runs)],
+    [`fuzz: ${FUZZ_NAME}`, () => checkFuzz(runs)],
+  ];
+  for (const [name, checkIt] of all) {
     const started = performance.now();
     try {
-      await checkProperty(property, runs);
-      console.log(`ok   ${property.name} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+      await checkIt();
+      console.log(`ok   ${name} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
     } catch (error) {
-      check(false, `${property.name}\n${error instanceof Error ? error.message : error}`);
+      check(false, `${name}\n${error instanceof Error ? error.message : error}`);
     }
   }
 }
