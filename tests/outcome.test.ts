@@ -44,7 +44,7 @@ test("without retry, a flush that throws is tried once and its batch goes to onF
   }));
 
 for (const mode of ["synchronous", "asynchronous"] as const) {
-  test(`without retry, a ${mode} outcome sends just its retry items to onFlushError and the rest count as flushed`, () =>
+  test(`without retry, an outcome returned ${mode === "synchronous" ? "as is" : "in a promise"} sends just its retry items to onFlushError and the rest count as flushed`, () =>
     withFakeClock(async (clock) => {
       const error = new BackendError("records 2 and 4 were throttled");
       const { tries, flush } = recordTries<number>((batch) => {

@@ -160,7 +160,7 @@ const reasonSetups: Record<
 };
 
 for (const [reason, setup] of Object.entries(reasonSetups)) {
-  test(`a "${reason}" batch keeps reason "${reason}" on every retry while context.attempt counts 1, 2, 3`, () =>
+  test(`a batch flushed for reason "${reason}" keeps that reason on every retry while context.attempt counts 1, 2, 3`, () =>
     withFakeClock(async (clock) => {
       const { tries, flush } = recordTries<number>((batch, t) => {
         // Only the batch under test fails, twice.
