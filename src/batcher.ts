@@ -17,6 +17,8 @@ interface Held<T> {
   readonly key: unknown;
   readonly size: number;
   readonly ticket: Ticket | undefined;
+  /** Still the channel's oldest item (see place()). */
+  readonly queued: boolean;
 }
 
 /**
@@ -34,6 +36,8 @@ export class Batcher<T> {
   readonly #onDeadline: () => void;
   /** Frees bytes in the budget: the item reached a final outcome. */
   readonly #release: (bytes: number) => void;
+  /** Removes the channel's oldest item, which is being placed. */
+  readonly #takeQueued: () => void;
   readonly #batches: OpenBatches<T>;
   /** The interval timer shared by all batches (not with waitUntil: see #timerFor). */
   readonly #timer: DeadlineTimer;
@@ -49,9 +53,11 @@ export class Batcher<T> {
     counters: Counters,
     flights: Flights<T>,
     release: (bytes: number) => void,
+    takeQueued: () => void,
     onDeadline: () => void,
   ) {
     this.#release = release;
+    this.#takeQueued = takeQueued;
     this.#config = config;
     this.#hooks = hooks;
     this.#counters = counters;
@@ -115,10 +121,17 @@ export class Batcher<T> {
     this.#timer.clear();
   }
 
-  /** The per-item step for an item the run loop just took, with its size (by sizeOf). */
-  place(item: T, size: number, ticket: Ticket | undefined): void {
+  /**
+   * The per-item step, with the item's size (by sizeOf) and send() ticket.
+   * `queued`: the item is the channel's oldest, still in the channel (and
+   * counted there) until it is placed or refused; one that has to wait stays
+   * in line, so the channel's bound holds exactly. Otherwise a producer hands
+   * the item over directly and it counts as in hand meanwhile.
+   */
+  place(item: T, size: number, ticket: Ticket | undefined, queued: boolean): void {
     const config = this.#config;
     if (config.plain && ticket === undefined) {
+      if (queued) this.#takeQueued();
       // No hook, no key, no sizes: only appending applies. This shortcut is
       // worth about 3 ns an item, a tenth of add()'s own cost.
       const batch = this.#batches.get(undefined)!;
@@ -137,26 +150,26 @@ export class Batcher<T> {
       }
       return;
     }
+    if (!queued) this.#counters.inHand = 1;
     const key = config.key === undefined ? undefined : this.#keyOf(item);
-    this.#counters.inHand = 1;
-    this.#place(item, key, size, ticket);
+    this.#place(item, key, size, ticket, queued);
   }
 
   /** Tries the held item again; false while it still has to wait. */
   placeHeld(): boolean {
     const held = this.#held!;
     this.#held = undefined;
-    this.#place(held.item, held.key, held.size, held.ticket);
+    this.#place(held.item, held.key, held.size, held.ticket, held.queued);
     return this.#held === undefined;
   }
 
   /** overflow, canAdd, append, shouldFlush (see BatchBufferConfig); sizes were measured on admission. */
-  #place(item: T, key: unknown, size: number, ticket: Ticket | undefined): void {
+  #place(item: T, key: unknown, size: number, ticket: Ticket | undefined, queued: boolean): void {
     const config = this.#config;
     const hooks = this.#hooks;
     let batch = this.#batches.get(key);
     if (batch !== undefined && batch.length > 0) {
-      if (!batch.acceptsItems) return this.#hold(item, key, size, ticket);
+      if (!batch.acceptsItems) return this.#hold({ item, key, size, ticket, queued });
       if (
         batch.bytes + size > config.maxBatchBytes ||
         (config.willOverflow !== undefined &&
@@ -164,31 +177,28 @@ export class Batcher<T> {
       ) {
         if (!this.#flights.canFly(key)) {
           this.#batches.markDue(batch, "overflow");
-          return this.#hold(item, key, size, ticket);
+          return this.#hold({ item, key, size, ticket, queued });
         }
         this.#flush(batch, "overflow");
         batch = this.#batches.get(key);
       }
     }
     if (config.canAdd !== undefined && !hooks.ask(config.canAdd, batch?.items ?? [], item, true)) {
-      const counters = this.#counters;
-      counters.inHand = 0;
-      counters.taken++;
-      counters.rejected++;
+      this.#taken(queued);
+      this.#counters.rejected++;
       this.#release(size);
       return this.rejected(item, ticket, "canAdd refused it");
     }
     if (batch === undefined) {
       if (this.#batches.count >= config.maxOpenBatches && !this.#evict()) {
-        return this.#hold(item, key, size, ticket);
+        return this.#hold({ item, key, size, ticket, queued });
       }
       batch = this.#batches.open(key);
     }
     const items = batch.items;
     batch.append(item, size, ticket, config.sizeOf !== undefined);
     this.#itemsInBatches++;
-    this.#counters.inHand = 0;
-    this.#counters.taken++;
+    this.#taken(queued);
     if (items.length === 1) this.#opened(batch);
     const full = config.shouldFlush === undefined
       ? items.length >= config.capacity
@@ -211,8 +221,15 @@ export class Batcher<T> {
     }
   }
 
-  #hold(item: T, key: unknown, size: number, ticket: Ticket | undefined): void {
-    this.#held = { item, key, size, ticket };
+  #hold(held: Held<T>): void {
+    this.#held = held;
+  }
+
+  /** The item is placed or refused: it leaves the channel (or the producer's hand). */
+  #taken(queued: boolean): void {
+    if (queued) this.#takeQueued();
+    else this.#counters.inHand = 0;
+    this.#counters.taken++;
   }
 
   /** Makes room for a new key: the oldest batch is owed an "evict" flush; true if it went now. */

@@ -229,13 +229,15 @@ export class Flight<T> {
 
   /** Retrying stopped: the remaining items go to onFlushError, awaited if async. */
   #giveUp(error: unknown, whole = false): void {
-    // The array flush had, as before retries existed; else our copy of the failing items.
-    const items = whole && this.#lastBatch !== undefined ? this.#lastBatch : this.#items;
+    const items = this.#items;
+    // onFlushError gets the array flush had, as before retries existed, when the
+    // whole try failed; else our copy of the failing items.
+    const handed = whole && this.#lastBatch !== undefined ? this.#lastBatch : items;
     const count = this.#count;
     this.#items = [];
     this.#count = 0;
     this.#failedSome = true;
-    this.#owner.gaveUp(this, items, count, sum(this.#sizes), this.#tickets, error, () => {
+    this.#owner.gaveUp(this, items, handed, count, sum(this.#sizes), this.#tickets, error, () => {
       this.#end();
     });
   }

@@ -119,12 +119,14 @@ export class Flights<T> {
   }
 
   /**
-   * Retrying stopped for these items: they go to onFlushError (or are
-   * reported), whose promise is awaited before `then` ends the flight.
+   * Retrying stopped for these items (`handed` is the array onFlushError
+   * gets): they go to onFlushError (or are reported), whose promise is
+   * awaited before `then` ends the flight.
    */
   gaveUp(
     flight: Flight<T>,
     items: T[],
+    handed: T[],
     count: number,
     bytes: number,
     tickets: (Ticket | undefined)[] | undefined,
@@ -147,18 +149,23 @@ export class Flights<T> {
       return then();
     }
     try {
-      const result: unknown = onFlushError(error, items);
-      if (isThenable(result)) {
-        Promise.resolve(result).then(then, (rejection) => {
-          this.hooks.report(rejection);
-          then();
-        });
-        return;
-      }
+      const result: unknown = onFlushError(error, handed);
+      if (isThenable(result)) return this.#awaitHook(result, then);
     } catch (thrown) {
       this.hooks.report(thrown);
     }
     then();
+  }
+
+  /**
+   * Waits for an async onFlushError before the flight ends, so a dead-letter
+   * write cannot be cut off: run(), flush(), dispose and waitUntil wait too.
+   */
+  #awaitHook(result: PromiseLike<unknown>, then: () => void): void {
+    Promise.resolve(result).then(then, (rejection) => {
+      this.hooks.report(rejection);
+      then();
+    });
   }
 
   /** A flight ended: every item reached its final outcome. */

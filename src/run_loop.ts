@@ -62,6 +62,7 @@ export class RunLoop<T> {
       this.#counters,
       this.#flights,
       (bytes) => this.#channel.release(bytes),
+      () => void this.#channel.take(),
       () => this.step(),
     );
   }
@@ -170,13 +171,10 @@ export class RunLoop<T> {
         this.#looping = true;
         try {
           do {
-            this.#batcher.place(item, 0, undefined);
+            this.#batcher.place(item, 0, undefined, false);
             progress.accepted++;
             item = pull(source, progress.accepted);
-          } while (
-            item !== DONE && !this.#loopAgain && !this.#closed && this.#flights.hasFreeSlot &&
-            this.#channel.size === 0 && !signal?.aborted
-          );
+          } while (item !== DONE && !this.#loopAgain && !signal?.aborted && this.#ready());
         } finally {
           this.#looping = false;
           if (this.#loopAgain) this.step();
@@ -271,7 +269,7 @@ export class RunLoop<T> {
             if (!this.#answerFlushRequest()) break; // wait for a key's flight
           } else if (this.#batcher.holding) {
             if (!this.#batcher.placeHeld()) break; // wait for its key's flight
-          } else if (this.#channel.hasItem) this.#placeEntry(this.#channel.take());
+          } else if (this.#channel.hasItem) this.#placeQueued(this.#channel.peek());
           else if (this.#channel.pull()) continue; // pending items go to the stream now
           else if (this.#waitsForBytes()) {
             if (!this.#batcher.flushOldest()) break; // its bytes are in flight: wait
@@ -316,9 +314,13 @@ export class RunLoop<T> {
    * freed and before the run loop ran): the item must not join that batch.
    */
   #takesDirectly(): boolean {
+    return !this.#looping && this.#ready();
+  }
+
+  /** The run loop could take an item now, were it not busy. */
+  #ready(): boolean {
     return this.#state === "running" && !this.#closed && this.#channel.size === 0 &&
-      !this.#looping && this.#flights.hasFreeSlot && !this.#batcher.owesClosingFlush &&
-      !this.#batcher.holding;
+      this.#flights.hasFreeSlot && !this.#batcher.owesClosingFlush && !this.#batcher.holding;
   }
 
   /**
@@ -331,16 +333,17 @@ export class RunLoop<T> {
       this.#batcher.openBatches > 0;
   }
 
-  #placeEntry(entry: T | Tagged<T>): void {
-    if (entry instanceof Tagged) this.#batcher.place(entry.item, entry.size, entry.ticket);
-    else this.#batcher.place(entry, 0, undefined);
+  /** Places the channel's oldest entry, which leaves the channel once placed. */
+  #placeQueued(entry: T | Tagged<T>): void {
+    if (entry instanceof Tagged) this.#batcher.place(entry.item, entry.size, entry.ticket, true);
+    else this.#batcher.place(entry, 0, undefined, true);
   }
 
   /** Runs one item through the run loop's per-item step, in the producer's call. */
   #processDirectly(item: T, size: number, ticket: Ticket | undefined): void {
     this.#looping = true;
     try {
-      this.#batcher.place(item, size, ticket);
+      this.#batcher.place(item, size, ticket, false);
     } finally {
       this.#looping = false;
     }

@@ -30,6 +30,8 @@ test("stats() starts with retries at 0", async () => {
     failedFlushes: 0,
     flushesInFlight: 0,
     retries: 0,
+    openBatches: 0,
+    bufferedBytes: 0,
   });
   await buffer[Symbol.asyncDispose]();
 });

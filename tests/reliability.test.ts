@@ -375,28 +375,39 @@ test("aborting a shared signal rejects only the producers still waiting on it, w
 
 // ---------------------------------------------------------------- 5. flush() from a hook holding an item
 
-test("flush() called from sizeOf waits for the item the run loop holds", async () => {
-  const { calls, flush } = recordingFlush<number>();
+test("flush() called from sizeOf, which runs on admission, covers the items accepted before it", async () => {
+  // sizeOf measures an item when add() admits it (issue 12), before it counts as
+  // added, so a flush() from there waits for the earlier items, not for this one.
+  const gate = deferred();
+  const batches: number[][] = [];
   let fromHook: Promise<void> | undefined;
   const buffer = new BatchBuffer<number>({
     capacity: 10,
-    flush,
+    flushInterval: Infinity,
     maxBatchBytes: 100,
-    sizeOf: () => {
-      fromHook ??= buffer.flush();
+    flush: (batch) => {
+      batches.push([...batch]);
+      return gate.promise;
+    },
+    sizeOf: (item) => {
+      if (item === 2) fromHook = buffer.flush();
       return 1;
     },
   });
-  await buffer.add(1); // resolved: the item is accepted, and waits in the channel
   const running = buffer.run();
-  await settle();
+  await buffer.add(1);
+  await buffer.add(2);
   assert.ok(fromHook !== undefined, "sizeOf was not called");
   const state = track(fromHook);
   await settle();
-  assert.ok(state.settled, "flush() never resolved");
-  assert.deepEqual(calls.map((c) => c.batch), [[1]], "flush() resolved before item 1 was flushed");
+  assert.deepEqual(batches, [[1]], "the manual flush carries item 1 only");
+  assert.equal(state.settled, false, "flush() waits for the flush of item 1");
+  gate.resolve();
+  await settle();
+  assert.equal(state.settled, true);
   buffer.close();
   await running;
+  assert.deepEqual(batches, [[1], [2]]);
 });
 
 test("flush() called from canAdd waits for the item the run loop holds", async () => {
@@ -479,7 +490,9 @@ test("an item re-added from onFlushError does not join a batch already owed a fu
 });
 
 // A guard for the fix (passes before it too): the issue keeps this allowed.
-test("an item re-added from onFlushError may still join a batch owed an interval flush", async () => {
+test("an item re-added from onFlushError queues behind the batch owed an interval flush", async () => {
+  // The failed flight holds its slot until onFlushError has returned (issue 13:
+  // a flush settles only once onFlushError has), so the item waits in the channel.
   await withFakeClock(async (clock) => {
     const batches: { batch: number[]; reason: string }[] = [];
     const first = deferred();
@@ -506,7 +519,8 @@ test("an item re-added from onFlushError may still join a batch owed an interval
     await running;
     assert.deepEqual(batches, [
       { batch: [1], reason: "overflow" },
-      { batch: [2, 1], reason: "interval" },
+      { batch: [2], reason: "interval" },
+      { batch: [1], reason: "close" },
     ]);
   });
 });

@@ -157,6 +157,13 @@ const reasonSetups: Record<
     },
     batch: [1],
   },
+  evict: {
+    config: { key: (item) => item, maxOpenBatches: 1 },
+    trigger: async (buffer) => {
+      for (const item of [1, 2]) await buffer.add(item); // 2 needs a batch: [1] makes room
+    },
+    batch: [1],
+  },
 };
 
 for (const [reason, setup] of Object.entries(reasonSetups)) {
