@@ -1,4 +1,5 @@
 // The bounded FIFO between producers and the run loop. Internal: not exported from mod.ts.
+import { AbortListeners } from "./abort_listeners.ts";
 
 /** A producer waiting for room, linked in arrival order. */
 interface Waiter<T> {
@@ -6,7 +7,6 @@ interface Waiter<T> {
   readonly resolve: () => void;
   readonly reject: (reason: unknown) => void;
   readonly signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
   prev: Waiter<T> | undefined;
   next: Waiter<T> | undefined;
 }
@@ -27,7 +27,8 @@ export const RESOLVED: Promise<void> = Promise.resolve();
  * - an exact bound: `size` never exceeds `capacity`. (`writer.ready` wakes
  *   every waiting producer at once, which would overshoot the bound.)
  * - fair admission: waiting producers get room in the order they asked.
- * - abortable waits: a producer whose signal aborts leaves the queue in O(1).
+ * - abortable waits: a producer whose signal aborts leaves the queue in O(1),
+ *   with one "abort" listener per distinct signal however many producers share it.
  */
 export class Channel<T> {
   readonly #capacity: number;
@@ -44,6 +45,11 @@ export class Channel<T> {
   #tail: Waiter<T> | undefined;
   #waiting = 0;
   #closedError: ((item: T) => unknown) | undefined;
+  /** One listener per distinct signal: producers often share one. */
+  readonly #aborts = new AbortListeners<Waiter<T>>((waiter, signal) => {
+    this.#unlink(waiter);
+    waiter.reject(signal.reason);
+  });
 
   constructor(capacity: number) {
     this.#capacity = capacity;
@@ -122,17 +128,10 @@ export class Channel<T> {
         resolve,
         reject,
         signal,
-        onAbort: undefined,
         prev: this.#tail,
         next: undefined,
       };
-      if (signal !== undefined) {
-        waiter.onAbort = () => {
-          this.#unlink(waiter);
-          reject(signal.reason);
-        };
-        signal.addEventListener("abort", waiter.onAbort, { once: true });
-      }
+      if (signal !== undefined) this.#aborts.add(signal, waiter);
       if (this.#tail === undefined) this.#head = waiter;
       else this.#tail.next = waiter;
       this.#tail = waiter;
@@ -182,10 +181,7 @@ export class Channel<T> {
   }
 
   #unlink(waiter: Waiter<T>): void {
-    if (waiter.onAbort !== undefined) {
-      waiter.signal!.removeEventListener("abort", waiter.onAbort);
-      waiter.onAbort = undefined;
-    }
+    if (waiter.signal !== undefined) this.#aborts.delete(waiter.signal, waiter);
     if (waiter.prev === undefined) this.#head = waiter.next;
     else waiter.prev.next = waiter.next;
     if (waiter.next === undefined) this.#tail = waiter.prev;

@@ -205,3 +205,91 @@ test("Channel.trySend() returns false when full and never jumps the line of wait
   await settle(1);
   assert.deepEqual(taken, [1, 2, 4, 5, 6]);
 });
+
+/** Counts the listener calls made on one signal, passing them through. */
+function countListenerCalls(signal: AbortSignal): { added: number; removed: number } {
+  const counts = { added: 0, removed: 0 };
+  const add = signal.addEventListener.bind(signal);
+  const remove = signal.removeEventListener.bind(signal);
+  signal.addEventListener = (...args: Parameters<AbortSignal["addEventListener"]>) => {
+    counts.added++;
+    add(...args);
+  };
+  signal.removeEventListener = (...args: Parameters<AbortSignal["removeEventListener"]>) => {
+    counts.removed++;
+    remove(...args);
+  };
+  return counts;
+}
+
+test("Channel registers one abort listener for 1,000 waiters sharing a signal, removed when the last is admitted", async () => {
+  const channel = new Channel<number>(1);
+  await channel.send(-1);
+  const controller = new AbortController();
+  const calls = countListenerCalls(controller.signal);
+  const sends = Array.from({ length: 1000 }, (_, i) => channel.send(i, controller.signal));
+  assert.deepEqual(calls, { added: 1, removed: 0 });
+  assert.equal(channel.waiting, 1000);
+  const taken: number[] = [];
+  channel.open(() => {
+    taken.push(channel.take());
+    if (taken.length === 500) assert.deepEqual(calls, { added: 1, removed: 0 }, "half still wait");
+  });
+  await Promise.all(sends);
+  assert.deepEqual(calls, { added: 1, removed: 1 });
+  while (taken.length < 1001) await settle(1);
+  assert.deepEqual(taken, Array.from({ length: 1001 }, (_, i) => i - 1));
+});
+
+test("Channel rejects 1,000 waiters sharing a signal in arrival order when it aborts, through one listener", async () => {
+  const channel = new Channel<number>(1);
+  await channel.send(-1);
+  const controller = new AbortController();
+  const calls = countListenerCalls(controller.signal);
+  const order: number[] = [];
+  const reason = new Error("shutdown");
+  const sends = Array.from(
+    { length: 1000 },
+    (_, i) =>
+      channel.send(i, controller.signal).catch((error) => {
+        assert.equal(error, reason);
+        order.push(i);
+      }),
+  );
+  const unsignalled = channel.send(1000);
+  controller.abort(reason);
+  await Promise.all(sends);
+  assert.deepEqual(order, Array.from({ length: 1000 }, (_, i) => i));
+  assert.deepEqual(calls, { added: 1, removed: 1 });
+  assert.equal(channel.waiting, 1, "the waiter without the signal stays");
+  const taken = takeEverything(channel);
+  await unsignalled;
+  await settle(1);
+  assert.deepEqual(taken, [-1, 1000]);
+});
+
+test("Channel registers one abort listener per distinct signal, and none for waiters without one", async () => {
+  const channel = new Channel<number>(1);
+  await channel.send(0);
+  const controllers = [new AbortController(), new AbortController()];
+  const calls = controllers.map((c) => countListenerCalls(c.signal));
+  const sends = [];
+  for (let i = 1; i <= 10; i++) {
+    sends.push(channel.send(i, controllers[i % 2].signal));
+    sends.push(channel.send(-i));
+  }
+  assert.deepEqual(calls, [{ added: 1, removed: 0 }, { added: 1, removed: 0 }]);
+  controllers[0].abort("even");
+  assert.deepEqual(calls[0], { added: 1, removed: 1 });
+  assert.equal(channel.waiting, 15);
+  const taken = takeEverything(channel);
+  await Promise.allSettled(sends);
+  await settle(1);
+  assert.deepEqual(calls, [{ added: 1, removed: 1 }, { added: 1, removed: 1 }]);
+  const expected = [0];
+  for (let i = 1; i <= 10; i++) {
+    if (i % 2 === 1) expected.push(i);
+    expected.push(-i);
+  }
+  assert.deepEqual(taken, expected);
+});

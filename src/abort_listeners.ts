@@ -1,0 +1,79 @@
+// One "abort" listener per distinct signal. Internal: not exported from mod.ts.
+
+/** The waits of one signal, and the listener that ends them all. */
+interface Group<K> {
+  readonly keys: Set<K>;
+  readonly listener: () => void;
+}
+
+/**
+ * Watches AbortSignals for many waits at once, with one "abort" listener per
+ * distinct signal however many waits share it. `addEventListener` and
+ * `removeEventListener` take time linear in the listeners a signal already
+ * has (in Deno, Bun and Node), and Node warns past ten, so a listener per
+ * wait makes producers sharing one signal queue up in quadratic time. Here
+ * each wait costs O(1): a set entry under its signal.
+ *
+ * @typeParam K What identifies a wait (unique under its signal).
+ *
+ * @example Two waits sharing a signal
+ * ```ts
+ * import { AbortListeners } from "./abort_listeners.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const aborted: string[] = [];
+ * const listeners = new AbortListeners<string>((key) => aborted.push(key));
+ * const controller = new AbortController();
+ * listeners.add(controller.signal, "a");
+ * listeners.add(controller.signal, "b");
+ * listeners.delete(controller.signal, "a"); // "a" stopped waiting
+ * controller.abort();
+ * assert.deepEqual(aborted, ["b"]);
+ * assert.equal(listeners.size, 0);
+ * ```
+ */
+export class AbortListeners<K> {
+  readonly #groups = new Map<AbortSignal, Group<K>>();
+  readonly #onAbort: (key: K, signal: AbortSignal) => void;
+
+  /**
+   * @param onAbort Called once per wait still watched when its signal
+   *   aborts, in the order the waits were added; the wait is no longer watched.
+   */
+  constructor(onAbort: (key: K, signal: AbortSignal) => void) {
+    this.#onAbort = onAbort;
+  }
+
+  /** Distinct signals watched, each with one listener. */
+  get size(): number {
+    return this.#groups.size;
+  }
+
+  /** Watches `signal` for the wait `key`, adding a listener only for a new signal. */
+  add(signal: AbortSignal, key: K): void {
+    const group = this.#groups.get(signal);
+    if (group !== undefined) {
+      group.keys.add(key);
+      return;
+    }
+    const keys = new Set<K>([key]);
+    const listener = () => {
+      this.#drop(signal, listener);
+      for (const k of keys) this.#onAbort(k, signal);
+    };
+    this.#groups.set(signal, { keys, listener });
+    signal.addEventListener("abort", listener);
+  }
+
+  /** Stops watching `signal` for `key`; the listener goes with the signal's last wait. */
+  delete(signal: AbortSignal, key: K): void {
+    const group = this.#groups.get(signal);
+    if (group === undefined || !group.keys.delete(key)) return;
+    if (group.keys.size === 0) this.#drop(signal, group.listener);
+  }
+
+  #drop(signal: AbortSignal, listener: () => void): void {
+    this.#groups.delete(signal);
+    signal.removeEventListener("abort", listener);
+  }
+}

@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import { AbortListeners } from "../src/abort_listeners.ts";
+import { test } from "./harness.ts";
+
+test("AbortListeners calls back once per watched key, in the order added, when the signal aborts", () => {
+  const calls: [string, unknown][] = [];
+  const listeners = new AbortListeners<string>((key, signal) => calls.push([key, signal.reason]));
+  const controller = new AbortController();
+  for (const key of ["a", "b", "c"]) listeners.add(controller.signal, key);
+  listeners.delete(controller.signal, "b");
+  controller.abort("why");
+  controller.abort("again"); // a second abort dispatches nothing
+  assert.deepEqual(calls, [["a", "why"], ["c", "why"]]);
+  assert.equal(listeners.size, 0);
+});
+
+test("AbortListeners stops listening when the last key of a signal is deleted", () => {
+  const calls: string[] = [];
+  const listeners = new AbortListeners<string>((key) => calls.push(key));
+  const first = new AbortController();
+  const second = new AbortController();
+  listeners.add(first.signal, "a");
+  listeners.add(second.signal, "b");
+  assert.equal(listeners.size, 2);
+  listeners.delete(first.signal, "a");
+  listeners.delete(first.signal, "a"); // deleting twice, or an unknown key, changes nothing
+  listeners.delete(second.signal, "zzz");
+  assert.equal(listeners.size, 1);
+  first.abort();
+  second.abort();
+  assert.deepEqual(calls, ["b"]);
+});
+
+test("AbortListeners can watch a signal again after its group was emptied", () => {
+  const calls: number[] = [];
+  const listeners = new AbortListeners<number>((key) => calls.push(key));
+  const controller = new AbortController();
+  listeners.add(controller.signal, 1);
+  listeners.delete(controller.signal, 1);
+  listeners.add(controller.signal, 2);
+  controller.abort();
+  assert.deepEqual(calls, [2]);
+});
