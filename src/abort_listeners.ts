@@ -58,6 +58,8 @@ export class AbortListeners<K> {
     }
     const keys = new Set<K>([key]);
     const listener = () => {
+      // A synthetic dispatchEvent(new Event("abort")) reaches us too: only a real abort counts.
+      if (!signal.aborted) return;
       this.#drop(signal, listener);
       for (const k of keys) this.#onAbort(k, signal);
     };

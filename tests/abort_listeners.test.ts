@@ -41,3 +41,15 @@ test("AbortListeners can watch a signal again after its group was emptied", () =
   controller.abort();
   assert.deepEqual(calls, [2]);
 });
+
+test("AbortListeners ignores a synthetic abort event and keeps listening for the real one", () => {
+  const calls: string[] = [];
+  const listeners = new AbortListeners<string>((key) => calls.push(key));
+  const controller = new AbortController();
+  listeners.add(controller.signal, "a");
+  controller.signal.dispatchEvent(new Event("abort"));
+  assert.deepEqual(calls, []);
+  assert.equal(listeners.size, 1);
+  controller.abort();
+  assert.deepEqual(calls, ["a"]);
+});

@@ -293,3 +293,18 @@ test("Channel registers one abort listener per distinct signal, and none for wai
   }
   assert.deepEqual(taken, expected);
 });
+
+test("Channel ignores a synthetic abort event on a signal that has not aborted", async () => {
+  const channel = new Channel<string>(1);
+  await channel.send("a");
+  const controller = new AbortController();
+  const waiting = outcome(channel.send("b", controller.signal));
+  controller.signal.dispatchEvent(new Event("abort"));
+  await settle(1);
+  assert.equal(waiting.state, "pending");
+  assert.equal(channel.waiting, 1);
+  controller.abort("real"); // the listener is still there for the real abort
+  await settle(1);
+  assert.deepEqual([waiting.state, waiting.reason], ["rejected", "real"]);
+  assert.equal(channel.waiting, 0);
+});
