@@ -74,6 +74,15 @@ export class AbortListeners<K> {
     if (group.keys.size === 0) this.#drop(signal, group.listener);
   }
 
+  /**
+   * Renames the wait `from` of `signal` to `to`, which must not be watched
+   * under it. The wait moves to the end of the callback order.
+   */
+  rekey(signal: AbortSignal, from: K, to: K): void {
+    const keys = this.#groups.get(signal)?.keys;
+    if (keys?.delete(from)) keys.add(to);
+  }
+
   #drop(signal: AbortSignal, listener: () => void): void {
     this.#groups.delete(signal);
     signal.removeEventListener("abort", listener);

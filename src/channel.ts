@@ -1,15 +1,15 @@
 // The bounded FIFO between producers and the run loop. Internal: not exported from mod.ts.
 import { AbortListeners } from "./abort_listeners.ts";
 
-/** A producer waiting for room, linked in arrival order. */
-interface Waiter<T> {
-  readonly item: T;
-  readonly resolve: () => void;
-  readonly reject: (reason: unknown) => void;
-  readonly signal: AbortSignal | undefined;
-  prev: Waiter<T> | undefined;
-  next: Waiter<T> | undefined;
-}
+// The waiter line holds each waiting producer in STRIDE consecutive slots.
+const STRIDE = 4;
+const ITEM = 0;
+/** The waiter's resolve function; `undefined` marks a slot left by an aborted waiter. */
+const RESOLVE = 1;
+const REJECT = 2;
+const SIGNAL = 3;
+/** Dead waiters the line tolerates before compacting (and only while they outnumber the live). */
+const COMPACT_AFTER = 1024;
 
 /** One shared settled promise: awaiting it costs no allocation. */
 export const RESOLVED: Promise<void> = Promise.resolve();
@@ -29,6 +29,12 @@ export const RESOLVED: Promise<void> = Promise.resolve();
  * - fair admission: waiting producers get room in the order they asked.
  * - abortable waits: a producer whose signal aborts leaves the queue in O(1),
  *   with one "abort" listener per distinct signal however many producers share it.
+ *
+ * Waiting producers are kept in a flat array read from a head index, not in
+ * linked nodes: a blocked producer costs its promise and a few array slots.
+ * An aborted waiter's slots are cleared at once, so its item is not kept
+ * alive until the line reaches it; the array is compacted once dead slots
+ * outnumber live ones (amortised O(1) per waiter).
  */
 export class Channel<T> {
   readonly #capacity: number;
@@ -41,15 +47,20 @@ export class Channel<T> {
   /** Items the stream has delivered, oldest at `#arrivedHead`. */
   #arrived: T[] = [];
   #arrivedHead = 0;
-  #head: Waiter<T> | undefined;
-  #tail: Waiter<T> | undefined;
+  /** Waiting producers, STRIDE slots each, oldest at `#lineHead`. */
+  readonly #line: unknown[] = [];
+  #lineHead = 0;
   #waiting = 0;
   #closedError: ((item: T) => unknown) | undefined;
-  /** One listener per distinct signal: producers often share one. */
-  readonly #aborts = new AbortListeners<Waiter<T>>((waiter, signal) => {
-    this.#unlink(waiter);
-    waiter.reject(signal.reason);
-  });
+  /** Waits keyed by their first slot in `#line`; one listener per signal, producers often share one. */
+  readonly #aborts = new AbortListeners<number>((slot, signal) => this.#abort(slot, signal));
+  // One executor for every blocked send(): it hands over the new promise's functions.
+  #resolveNext: () => void = () => {};
+  #rejectNext: (reason: unknown) => void = () => {};
+  readonly #capture = (resolve: () => void, reject: (reason: unknown) => void): void => {
+    this.#resolveNext = resolve;
+    this.#rejectNext = reject;
+  };
 
   constructor(capacity: number) {
     this.#capacity = capacity;
@@ -122,21 +133,12 @@ export class Channel<T> {
     if (this.#closedError !== undefined) return Promise.reject(this.#closedError(item));
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.trySend(item)) return RESOLVED;
-    return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter<T> = {
-        item,
-        resolve,
-        reject,
-        signal,
-        prev: this.#tail,
-        next: undefined,
-      };
-      if (signal !== undefined) this.#aborts.add(signal, waiter);
-      if (this.#tail === undefined) this.#head = waiter;
-      else this.#tail.next = waiter;
-      this.#tail = waiter;
-      this.#waiting++;
-    });
+    const promise = new Promise<void>(this.#capture);
+    const slot = this.#line.length;
+    this.#line.push(item, this.#resolveNext, this.#rejectNext, signal);
+    if (signal !== undefined) this.#aborts.add(signal, slot);
+    this.#waiting++;
+    return promise;
   }
 
   /**
@@ -146,11 +148,15 @@ export class Channel<T> {
   close(errorFor: (item: T) => unknown): void {
     if (this.#closedError !== undefined) return;
     this.#closedError = errorFor;
-    while (this.#head !== undefined) {
-      const waiter = this.#head;
-      this.#unlink(waiter);
-      waiter.reject(errorFor(waiter.item));
+    const line = this.#line;
+    for (let slot = this.#lineHead; slot < line.length; slot += STRIDE) {
+      if (line[slot + RESOLVE] === undefined) continue; // aborted
+      const item = line[slot + ITEM] as T;
+      const reject = line[slot + REJECT] as (reason: unknown) => void;
+      this.#leave(slot);
+      reject(errorFor(item));
     }
+    this.#tidy();
     // The stream settles once the queued items are taken; nobody awaits it.
     this.#writer.close().catch(() => {});
   }
@@ -172,21 +178,66 @@ export class Channel<T> {
   }
 
   #admitWaiters(): void {
-    while (this.#head !== undefined && this.#size < this.#capacity) {
-      const waiter = this.#head;
-      this.#unlink(waiter);
-      this.#write(waiter.item);
-      waiter.resolve();
+    const line = this.#line;
+    while (this.#waiting > 0 && this.#size < this.#capacity) {
+      let slot = this.#lineHead;
+      while (line[slot + RESOLVE] === undefined) slot += STRIDE; // skip the aborted
+      const item = line[slot + ITEM] as T;
+      const resolve = line[slot + RESOLVE] as () => void;
+      // Leave the line before writing: a write may reach the consumer, which may take and re-enter.
+      this.#leave(slot);
+      this.#lineHead = slot + STRIDE;
+      this.#write(item);
+      resolve();
     }
+    this.#tidy();
   }
 
-  #unlink(waiter: Waiter<T>): void {
-    if (waiter.signal !== undefined) this.#aborts.delete(waiter.signal, waiter);
-    if (waiter.prev === undefined) this.#head = waiter.next;
-    else waiter.prev.next = waiter.next;
-    if (waiter.next === undefined) this.#tail = waiter.prev;
-    else waiter.next.prev = waiter.prev;
-    waiter.prev = waiter.next = undefined;
+  #abort(slot: number, signal: AbortSignal): void {
+    const reject = this.#line[slot + REJECT] as (reason: unknown) => void;
+    this.#leave(slot);
+    reject(signal.reason);
+    this.#tidy();
+  }
+
+  /** Clears a waiter's slots (its item must not outlive its wait) and stops watching its signal. */
+  #leave(slot: number): void {
+    const line = this.#line;
+    const signal = line[slot + SIGNAL] as AbortSignal | undefined;
+    if (signal !== undefined) this.#aborts.delete(signal, slot);
+    for (let k = 0; k < STRIDE; k++) line[slot + k] = undefined;
     this.#waiting--;
+  }
+
+  /** Drops dead slots: all of them once nobody waits, else when they outnumber the live. */
+  #tidy(): void {
+    const line = this.#line;
+    if (this.#waiting === 0) {
+      line.length = 0;
+      this.#lineHead = 0;
+      return;
+    }
+    const dead = line.length / STRIDE - this.#waiting;
+    if (dead < COMPACT_AFTER || dead < this.#waiting) return;
+    let to = 0;
+    for (let from = this.#lineHead; from < line.length; from += STRIDE) {
+      if (line[from + RESOLVE] === undefined) continue;
+      if (from !== to) {
+        for (let k = 0; k < STRIDE; k++) line[to + k] = line[from + k];
+        const signal = line[to + SIGNAL] as AbortSignal | undefined;
+        if (signal !== undefined) this.#aborts.rekey(signal, from, to);
+      }
+      to += STRIDE;
+    }
+    line.length = to;
+    this.#lineHead = 0;
+  }
+
+  /**
+   * A copy of the waiter line's slots, for tests: it shows that no slot still
+   * references an item whose producer aborted or was admitted.
+   */
+  debugLine(): unknown[] {
+    return this.#line.slice();
   }
 }

@@ -53,3 +53,15 @@ test("AbortListeners ignores a synthetic abort event and keeps listening for the
   controller.abort();
   assert.deepEqual(calls, ["a"]);
 });
+
+test("AbortListeners.rekey() renames a wait, which then calls back last", () => {
+  const calls: number[] = [];
+  const listeners = new AbortListeners<number>((key) => calls.push(key));
+  const controller = new AbortController();
+  for (const key of [10, 20, 30]) listeners.add(controller.signal, key);
+  listeners.rekey(controller.signal, 10, 1);
+  listeners.rekey(controller.signal, 99, 2); // an unknown key is not added
+  listeners.delete(controller.signal, 10); // the old name is gone
+  controller.abort();
+  assert.deepEqual(calls, [20, 30, 1]);
+});

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import assert from "node:assert/strict";
 import { Channel } from "../src/channel.ts";
 import { settle } from "./helpers.ts";
@@ -307,4 +308,172 @@ test("Channel ignores a synthetic abort event on a signal that has not aborted",
   await settle(1);
   assert.deepEqual([waiting.state, waiting.reason], ["rejected", "real"]);
   assert.equal(channel.waiting, 0);
+});
+
+test("Channel drops an aborted waiter's item from the line at once, and an admitted one's on admission", async () => {
+  const channel = new Channel<{ id: number }>(1);
+  await channel.send({ id: 0 });
+  const items = [1, 2, 3].map((id) => ({ id }));
+  const controller = new AbortController();
+  const sends = [
+    channel.send(items[0]),
+    channel.send(items[1], controller.signal),
+    channel.send(items[2]),
+  ];
+  assert.ok(channel.debugLine().includes(items[1]));
+  controller.abort();
+  await assert.rejects(sends[1]);
+  // Still behind items[0], yet the line no longer references it.
+  assert.ok(!channel.debugLine().includes(items[1]));
+  assert.ok(channel.debugLine().includes(items[0]) && channel.debugLine().includes(items[2]));
+  const taken = takeEverything(channel);
+  await sends[0];
+  assert.ok(!channel.debugLine().includes(items[0]));
+  await sends[2];
+  await settle(1);
+  assert.deepEqual(taken.map((item) => item.id), [0, 1, 3]);
+  assert.deepEqual(channel.debugLine(), [], "nobody waits: the line is empty");
+});
+
+test("Channel compacts a line of mostly aborted waiters and still aborts and admits the rest in order", async () => {
+  const channel = new Channel<number>(1);
+  await channel.send(-1);
+  const shared = new AbortController();
+  const own: AbortController[] = [];
+  const rejected: number[] = [];
+  const sends: Promise<void>[] = [];
+  for (let i = 0; i < 4000; i++) {
+    let signal: AbortSignal | undefined;
+    if (i % 4 === 0) signal = shared.signal;
+    else if (i % 4 !== 3) own.push(new AbortController()), signal = own.at(-1)!.signal;
+    sends.push(channel.send(i, signal).catch(() => void rejected.push(i)));
+  }
+  const fullLength = channel.debugLine().length;
+  for (const controller of own) controller.abort();
+  assert.equal(channel.waiting, 2000);
+  assert.ok(channel.debugLine().length <= fullLength / 2, "the dead slots were dropped");
+  shared.abort(); // its waiters moved when the line was compacted
+  assert.equal(channel.waiting, 1000);
+  const taken = takeEverything(channel);
+  await Promise.all(sends);
+  await settle(1);
+  const all = Array.from({ length: 4000 }, (_, i) => i);
+  assert.deepEqual(rejected.sort((a, b) => a - b), all.filter((i) => i % 4 !== 3));
+  assert.deepEqual(taken, [-1, ...all.filter((i) => i % 4 === 3)]);
+});
+
+type Op =
+  | { kind: "send"; count: number; tag: "none" | "own" | 0 | 1 }
+  | { kind: "abortShared"; tag: 0 | 1 }
+  | { kind: "abortOwn"; every: number }
+  | { kind: "take"; count: number };
+
+const opArbitrary: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({
+    kind: fc.constant("send" as const),
+    count: fc.integer({ min: 1, max: 700 }),
+    tag: fc.constantFrom("none" as const, "own" as const, 0 as const, 1 as const),
+  }),
+  fc.record({
+    kind: fc.constant("abortShared" as const),
+    tag: fc.constantFrom(0 as const, 1 as const),
+  }),
+  fc.record({ kind: fc.constant("abortOwn" as const), every: fc.integer({ min: 1, max: 3 }) }),
+  fc.record({ kind: fc.constant("take" as const), count: fc.integer({ min: 1, max: 800 }) }),
+);
+
+/**
+ * Runs `ops` against a channel and a model of it: the count of items accepted
+ * and not taken, and the line of waiting ids. Every accepted item has arrived
+ * before the next op, so the test takes items by hand.
+ */
+async function checkAgainstModel(capacity: number, ops: readonly Op[]): Promise<void> {
+  const channel = new Channel<{ id: number }>(capacity);
+  channel.open(() => {});
+  let size = 0;
+  const line: { id: number; tag: unknown }[] = [];
+  const accepted: number[] = [];
+  const taken: number[] = [];
+  const shared = [new AbortController(), new AbortController()];
+  const own = new Map<number, AbortController>();
+  const settled = new Map<number, "resolved" | "rejected">();
+  const sends: Promise<void>[] = [];
+  const admit = () => {
+    while (line.length > 0 && size < capacity) size++, accepted.push(line.shift()!.id);
+  };
+  const leave = (leaves: (waiter: { id: number; tag: unknown }) => boolean) => {
+    for (let i = line.length - 1; i >= 0; i--) if (leaves(line[i])) line.splice(i, 1);
+  };
+  const take = (count: number) => {
+    for (let n = Math.min(count, size); n > 0; n--) {
+      assert.ok(channel.hasItem);
+      taken.push(channel.take().id);
+      size--;
+      admit();
+    }
+  };
+  for (const op of ops) {
+    if (op.kind === "send") {
+      for (let n = 0; n < op.count; n++) {
+        const id = sends.length;
+        if (op.tag === "own") own.set(id, new AbortController());
+        const signal = op.tag === "own"
+          ? own.get(id)!.signal
+          : op.tag === "none"
+          ? undefined
+          : shared[op.tag].signal;
+        const settle = (how: "resolved" | "rejected") => () => void settled.set(id, how);
+        sends.push(channel.send({ id }, signal).then(settle("resolved"), settle("rejected")));
+        line.push({ id, tag: op.tag });
+        admit();
+      }
+    } else if (op.kind === "abortShared") {
+      shared[op.tag].abort();
+      shared[op.tag] = new AbortController();
+      leave((w) => w.tag === op.tag);
+    } else if (op.kind === "abortOwn") {
+      const aborted = new Set<number>();
+      let k = 0;
+      for (const [id, controller] of own) {
+        if (k++ % op.every !== 0) continue;
+        controller.abort();
+        own.delete(id);
+        aborted.add(id);
+      }
+      leave((w) => aborted.has(w.id));
+    } else {
+      take(op.count);
+    }
+    await settle(1);
+    assert.equal(channel.size, size);
+    assert.equal(channel.waiting, line.length);
+    assert.ok(channel.size <= capacity);
+    const referenced = channel.debugLine().flatMap((slot) =>
+      typeof slot === "object" && slot !== null && "id" in slot ? [slot.id as number] : []
+    );
+    assert.deepEqual(referenced, line.map((w) => w.id), "the line holds only its waiters");
+  }
+  for (const controller of own.values()) controller.abort();
+  leave((w) => w.tag === "own");
+  while (size > 0) {
+    take(size);
+    await settle(1);
+  }
+  await Promise.all(sends);
+  assert.deepEqual(taken, accepted, "FIFO admission and delivery");
+  const acceptedIds = new Set(accepted);
+  for (let id = 0; id < sends.length; id++) {
+    assert.equal(settled.get(id), acceptedIds.has(id) ? "resolved" : "rejected");
+  }
+}
+
+test("Channel matches a FIFO model with an exact bound under random sends, aborts and takes", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 1, max: 50 }),
+      fc.array(opArbitrary, { maxLength: 12 }),
+      checkAgainstModel,
+    ),
+    { numRuns: 60 },
+  );
 });
