@@ -435,6 +435,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
           if (this.#owed !== undefined) this.#startFlush(this.#owed);
           else if (this.#flushRequestIsDue()) this.#answerFlushRequest();
           else if (this.#channel.hasItem) this.#process(this.#channel.take());
+          else if (this.#channel.pull()) continue; // pending items go to the stream now
           else if (!this.#closed || this.#channel.size > 0) break; // wait for items
           else if (this.#batch.length > 0) this.#startFlush("close");
           else if (this.#flushesInFlight === 0) this.#finish();

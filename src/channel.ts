@@ -18,12 +18,13 @@ export const RESOLVED: Promise<void> = Promise.resolve();
  * A bounded FIFO of items, built on a WritableStream whose
  * CountQueuingStrategy has `highWaterMark = capacity`.
  *
- * The stream carries the items in order to its sink, which sets them aside
- * at once for the consumer, so the stream keeps delivering while the
- * consumer is busy and the consumer then takes everything delivered without
- * waiting. Items written while an earlier chunk is still on its way join that
- * chunk, so a burst costs one stream write rather than one per item; the
- * channel counts items itself. It adds what a stream writer lacks:
+ * A stream write costs about a microsecond in Deno, so items are written only
+ * when the consumer can take them: accepted items wait in a pending chunk
+ * until the consumer calls `pull()`, which writes them all in one write.
+ * From then until the stream next delivers, the consumer waits for items, so
+ * each accepted item is written at once, joining the chunk on its way if
+ * there is one. The sink sets delivered items aside for the consumer to
+ * `take()`. The channel counts items itself. It adds what a stream writer lacks:
  * - an exact bound: `size` never exceeds `capacity`. (`writer.ready` wakes
  *   every waiting producer at once, which would overshoot the bound.)
  * - fair admission: waiting producers get room in the order they asked.
@@ -39,8 +40,12 @@ export const RESOLVED: Promise<void> = Promise.resolve();
 export class Channel<T> {
   readonly #capacity: number;
   readonly #writer: WritableStreamDefaultWriter<T[]>;
-  /** The chunk written to the stream and not delivered yet; later items join it. */
-  #pending: T[] | undefined;
+  /** Items accepted and not written yet, while the consumer has not asked for them. */
+  #pending: T[] = [];
+  /** The chunk written to the stream and not delivered yet (one at most); later items join it. */
+  #onTheWay: T[] | undefined;
+  /** True from `pull()` until the next delivery: write items as they come. */
+  #demand = false;
   #openStream: () => void = () => {};
   #onItem: () => void = () => {};
   #size = 0;
@@ -88,8 +93,10 @@ export class Channel<T> {
   }
 
   /**
-   * Starts handing items to the consumer. `onItem` is called whenever an item
-   * becomes ready to take; the consumer may take it then or later.
+   * Lets the stream deliver to the consumer; nothing is delivered before.
+   * `onItem` is called whenever an item becomes ready to take; the consumer
+   * may take it then or later, and calls `pull()` once it has taken all and
+   * can take more.
    */
   open(onItem: () => void): void {
     this.#onItem = onItem;
@@ -113,9 +120,28 @@ export class Channel<T> {
     return item;
   }
 
-  /** True when `trySend()` would queue an item: there is room and nobody waits. */
+  /**
+   * Says the consumer can take items: writes the pending ones to the stream
+   * as one chunk, and every item accepted from now until the stream next
+   * delivers is written at once. Items become ready to `take()` when the
+   * stream delivers them (at once when it is idle). The run loop calls it
+   * when it has a free flush slot and nothing to take, which covers
+   * `flush()` and the drain on close; while it is busy, accepted items stay
+   * pending and cost no stream writes. Returns true when it wrote items.
+   */
+  pull(): boolean {
+    this.#demand = true;
+    const chunk = this.#pending;
+    if (chunk.length === 0) return false;
+    this.#pending = [];
+    this.#writeChunk(chunk);
+    if (this.#closedError !== undefined) this.#closeStream();
+    return true;
+  }
+
+  /** True when `trySend()` would queue an item: open, room, and nobody waits. */
   get hasRoom(): boolean {
-    return this.#waiting === 0 && this.#size < this.#capacity;
+    return this.#waiting === 0 && this.#size < this.#capacity && this.#closedError === undefined;
   }
 
   /** Queues the item when there is room and nobody is waiting for it. */
@@ -157,24 +183,38 @@ export class Channel<T> {
       reject(errorFor(item));
     }
     this.#tidy();
-    // The stream settles once the queued items are taken; nobody awaits it.
-    this.#writer.close().catch(() => {});
+    if (this.#pending.length === 0) this.#closeStream(); // else once pull() has written them
   }
 
   #write(item: T): void {
     this.#size++;
-    // A stream write costs about a microsecond in Deno, so an item joins the chunk
-    // still on its way when there is one. The write promise settles once the sink
-    // has the chunk; the stream never errors.
-    if (this.#pending !== undefined) this.#pending.push(item);
-    else void this.#writer.write(this.#pending = [item]);
+    if (this.#onTheWay !== undefined) this.#onTheWay.push(item);
+    else if (this.#demand) this.#writeChunk([item]);
+    else this.#pending.push(item);
+  }
+
+  #writeChunk(chunk: T[]): void {
+    this.#onTheWay = chunk;
+    // The promise settles once the sink has the chunk; the stream never errors.
+    void this.#writer.write(chunk);
   }
 
   #arrive(chunk: T[]): void {
-    if (chunk === this.#pending) this.#pending = undefined;
-    for (const item of chunk) this.#arrived.push(item);
+    this.#onTheWay = undefined;
+    this.#demand = false; // the consumer pulls again once it has taken these
+    if (this.hasItem) {
+      for (const item of chunk) this.#arrived.push(item);
+    } else {
+      this.#arrived = chunk; // the chunk is ours: adopt it rather than copy
+      this.#arrivedHead = 0;
+    }
     // One call per item keeps open()'s contract: a consumer may take one item per call.
     for (let i = chunk.length; i > 0 && this.hasItem; i--) this.#onItem();
+  }
+
+  #closeStream(): void {
+    // The stream settles once its chunks are delivered; nobody awaits it.
+    this.#writer.close().catch(() => {});
   }
 
   #admitWaiters(): void {

@@ -1,15 +1,18 @@
 import fc from "fast-check";
 import assert from "node:assert/strict";
+import { BatchBuffer } from "../mod.ts";
 import { Channel } from "../src/channel.ts";
-import { settle } from "./helpers.ts";
+import { deferred, settle } from "./helpers.ts";
 import { test } from "./harness.ts";
 
-/** Starts a consumer that takes every item as soon as it is ready. */
+/** Starts a consumer that takes every item as soon as it is ready, and then asks for more. */
 function takeEverything<T>(channel: Channel<T>): T[] {
   const taken: T[] = [];
   channel.open(() => {
     while (channel.hasItem) taken.push(channel.take());
+    channel.pull();
   });
+  channel.pull();
   return taken;
 }
 
@@ -79,9 +82,11 @@ test("Channel.size never exceeds capacity with 5000 concurrent blocked senders, 
     queueMicrotask(() => {
       observe();
       if (channel.hasItem) taken.push(channel.take());
+      if (!channel.hasItem) channel.pull();
       observe();
     });
   });
+  channel.pull();
   await Promise.all(sends);
   while (taken.length < senders) await settle(1);
   const inOrder = Array.from({ length: senders }, (_, i) => i);
@@ -196,7 +201,9 @@ test("Channel.trySend() returns false when full and never jumps the line of wait
     const waitersBefore = channel.waiting;
     taken.push(channel.take());
     if (waitersBefore > 0) triedWhileWaitersQueued.push(channel.trySend(100 + taken.length));
+    if (!channel.hasItem) channel.pull();
   });
+  channel.pull();
   await waiting4;
   await waiting5;
   await settle(1);
@@ -235,7 +242,9 @@ test("Channel registers one abort listener for 1,000 waiters sharing a signal, r
   channel.open(() => {
     taken.push(channel.take());
     if (taken.length === 500) assert.deepEqual(calls, { added: 1, removed: 0 }, "half still wait");
+    if (!channel.hasItem) channel.pull();
   });
+  channel.pull();
   await Promise.all(sends);
   assert.deepEqual(calls, { added: 1, removed: 1 });
   while (taken.length < 1001) await settle(1);
@@ -389,7 +398,7 @@ const opArbitrary: fc.Arbitrary<Op> = fc.oneof(
  */
 async function checkAgainstModel(capacity: number, ops: readonly Op[]): Promise<void> {
   const channel = new Channel<{ id: number }>(capacity);
-  channel.open(() => {});
+  channel.open(() => {}); // takes by hand below, pulling after every op
   let size = 0;
   const line: { id: number; tag: unknown }[] = [];
   const accepted: number[] = [];
@@ -444,6 +453,7 @@ async function checkAgainstModel(capacity: number, ops: readonly Op[]): Promise<
     } else {
       take(op.count);
     }
+    channel.pull();
     await settle(1);
     assert.equal(channel.size, size);
     assert.equal(channel.waiting, line.length);
@@ -457,6 +467,7 @@ async function checkAgainstModel(capacity: number, ops: readonly Op[]): Promise<
   leave((w) => w.tag === "own");
   while (size > 0) {
     take(size);
+    channel.pull();
     await settle(1);
   }
   await Promise.all(sends);
@@ -476,4 +487,121 @@ test("Channel matches a FIFO model with an exact bound under random sends, abort
     ),
     { numRuns: 60 },
   );
+});
+
+/** Runs `body` while counting the chunks written through any WritableStream writer. */
+async function countingStreamWrites(body: (writes: () => number) => Promise<void>): Promise<void> {
+  const prototype = WritableStreamDefaultWriter.prototype;
+  const write = Object.getOwnPropertyDescriptor(prototype, "write")!;
+  let writes = 0;
+  Object.defineProperty(prototype, "write", {
+    ...write,
+    value: function (this: WritableStreamDefaultWriter, chunk: unknown) {
+      writes++;
+      return write.value.call(this, chunk);
+    },
+  });
+  try {
+    await body(() => writes);
+  } finally {
+    Object.defineProperty(prototype, "write", write);
+  }
+}
+
+test("Channel keeps accepted items pending until pull(), which writes them all in one stream write", async () => {
+  await countingStreamWrites(async (writes) => {
+    const channel = new Channel<number>(8);
+    let calls = 0;
+    channel.open(() => void calls++);
+    for (let i = 0; i < 5; i++) await channel.send(i);
+    await settle(1);
+    assert.deepEqual([channel.hasItem, calls, writes(), channel.size], [false, 0, 0, 5]);
+    assert.equal(channel.pull(), true);
+    await settle(1);
+    assert.deepEqual([channel.hasItem, calls, writes()], [true, 5, 1]);
+    const taken = [];
+    while (channel.hasItem) taken.push(channel.take());
+    assert.deepEqual(taken, [0, 1, 2, 3, 4]);
+    assert.equal(channel.pull(), false, "nothing pending");
+    assert.equal(writes(), 1);
+  });
+});
+
+test("Channel writes items at once after pull() until the stream next delivers, then waits for pull() again", async () => {
+  await countingStreamWrites(async (writes) => {
+    const channel = new Channel<string>(8);
+    const taken: string[] = [];
+    channel.open(() => void taken.push(channel.take()));
+    channel.pull(); // the consumer waits for items
+    await channel.send("a"); // written at once, delivered
+    await settle(1);
+    assert.deepEqual([taken, writes()], [["a"], 1]);
+    await channel.send("b"); // after the delivery: pending until the consumer asks
+    await settle(1);
+    assert.deepEqual([taken, writes(), channel.size], [["a"], 1, 1]);
+    channel.pull();
+    await settle(1);
+    assert.deepEqual([taken, writes(), channel.size], [["a", "b"], 2, 0]);
+  });
+});
+
+test("Channel delivers nothing before open(), even after pull()", async () => {
+  const channel = new Channel<string>(2);
+  await channel.send("a");
+  assert.equal(channel.pull(), true);
+  await settle(1);
+  assert.equal(channel.hasItem, false);
+  const taken: string[] = [];
+  channel.open(() => void taken.push(channel.take()));
+  await settle(1);
+  assert.deepEqual(taken, ["a"]);
+});
+
+test("Channel delivers the items pending at close() once they are pulled", async () => {
+  const channel = new Channel<number>(4);
+  const taken: number[] = [];
+  channel.open(() => void taken.push(channel.take()));
+  for (let i = 0; i < 3; i++) await channel.send(i);
+  channel.close(() => new Error("closed"));
+  assert.equal(channel.trySend(3), false, "closed");
+  await settle(1);
+  assert.deepEqual(taken, []);
+  channel.pull();
+  await settle(1);
+  assert.deepEqual(taken, [0, 1, 2]);
+  assert.equal(channel.size, 0);
+});
+
+test("BatchBuffer with one producer and a slow flush writes a stream chunk per flush, not per item", async () => {
+  await countingStreamWrites(async (writes) => {
+    const flushes: ReturnType<typeof deferred<void>>[] = [];
+    const batches: number[][] = [];
+    const buffer = new BatchBuffer<number>({
+      capacity: 10,
+      chanSize: 20,
+      flush: (batch) => {
+        batches.push(batch);
+        flushes.push(deferred<void>());
+        return flushes.at(-1)!.promise;
+      },
+    });
+    const running = buffer.run();
+    const producing = (async () => {
+      for (let i = 0; i < 100; i++) await buffer.add(i);
+    })();
+    while (batches.length < 10) {
+      await settle(1);
+      flushes.at(-1)?.resolve();
+    }
+    await producing;
+    buffer.close();
+    await settle(1);
+    flushes.at(-1)!.resolve();
+    await running;
+    assert.deepEqual(batches.flat(), Array.from({ length: 100 }, (_, i) => i));
+    assert.ok(
+      writes() <= batches.length,
+      `${writes()} stream writes for ${batches.length} flushes`,
+    );
+  });
 });
