@@ -22,7 +22,7 @@ interface Group<K> {
  * import assert from "node:assert/strict";
  *
  * const aborted: string[] = [];
- * const listeners = new AbortListeners<string>((key) => aborted.push(key));
+ * const listeners = new AbortListeners<string>((keys) => aborted.push(...keys));
  * const controller = new AbortController();
  * listeners.add(controller.signal, "a");
  * listeners.add(controller.signal, "b");
@@ -34,13 +34,15 @@ interface Group<K> {
  */
 export class AbortListeners<K> {
   readonly #groups = new Map<AbortSignal, Group<K>>();
-  readonly #onAbort: (key: K, signal: AbortSignal) => void;
+  readonly #onAbort: (keys: ReadonlySet<K>, signal: AbortSignal) => void;
 
   /**
-   * @param onAbort Called once per wait still watched when its signal
-   *   aborts, in the order the waits were added; the wait is no longer watched.
+   * @param onAbort Called once when a watched signal aborts, with the waits
+   *   still watched under it in the order they were added (renamed ones
+   *   last); none of them is watched any more. One call for them all lets
+   *   the caller finish with every wait before anything else changes.
    */
-  constructor(onAbort: (key: K, signal: AbortSignal) => void) {
+  constructor(onAbort: (keys: ReadonlySet<K>, signal: AbortSignal) => void) {
     this.#onAbort = onAbort;
   }
 
@@ -61,7 +63,7 @@ export class AbortListeners<K> {
       // A synthetic dispatchEvent(new Event("abort")) reaches us too: only a real abort counts.
       if (!signal.aborted) return;
       this.#drop(signal, listener);
-      for (const k of keys) this.#onAbort(k, signal);
+      this.#onAbort(keys, signal);
     };
     this.#groups.set(signal, { keys, listener });
     signal.addEventListener("abort", listener);

@@ -2,12 +2,13 @@
 import { AbortListeners } from "./abort_listeners.ts";
 
 // The waiter line holds each waiting producer in STRIDE consecutive slots.
-const STRIDE = 4;
-const ITEM = 0;
-/** The waiter's resolve function; `undefined` marks a slot left by an aborted waiter. */
+const STRIDE = 5;
+const ENTRY = 0;
+/** The waiter's resolve function; `undefined` marks the slots of a waiter that left. */
 const RESOLVE = 1;
 const REJECT = 2;
 const SIGNAL = 3;
+const BYTES = 4;
 /** Dead waiters the line tolerates before compacting (and only while they outnumber the live). */
 const COMPACT_AFTER = 1024;
 
@@ -15,50 +16,52 @@ const COMPACT_AFTER = 1024;
 export const RESOLVED: Promise<void> = Promise.resolve();
 
 /**
- * A bounded FIFO of items, built on a WritableStream whose
- * CountQueuingStrategy has `highWaterMark = capacity`.
+ * A bounded FIFO of entries (the engine's items), built on a WritableStream
+ * whose CountQueuingStrategy has `highWaterMark = capacity`, with an optional
+ * byte budget: an entry's bytes stay counted after `take()`, until `release()`.
  *
- * A stream write costs about a microsecond in Deno, so items are written only
- * when the consumer can take them: accepted items wait in a pending chunk
- * until the consumer calls `pull()`, which writes them all in one write.
- * From then until the stream next delivers, the consumer waits for items, so
- * each accepted item is written at once, joining the chunk on its way if
- * there is one. The sink sets delivered items aside for the consumer to
- * `take()`. The channel counts items itself. It adds what a stream writer lacks:
- * - an exact bound: `size` never exceeds `capacity`. (`writer.ready` wakes
- *   every waiting producer at once, which would overshoot the bound.)
- * - fair admission: waiting producers get room in the order they asked.
- * - abortable waits: a producer whose signal aborts leaves the queue in O(1),
- *   with one "abort" listener per distinct signal however many producers share it.
+ * A stream write costs about a microsecond in Deno, so entries are written
+ * only when the consumer can take them: they wait in a pending chunk until
+ * `pull()` writes it. The sink sets delivered entries aside for `take()`.
+ * The channel counts entries itself and adds what a stream writer lacks:
+ * - exact bounds: `size` never exceeds `capacity` (`writer.ready` wakes every
+ *   waiting producer at once, which would overshoot), nor `bytes` `maxBytes`
+ *   except by one entry admitted alone.
+ * - fair admission: waiting producers get room in the order they asked; one
+ *   that waits for bytes holds up those behind it.
+ * - abortable waits: a producer whose signal aborts leaves the line in O(1),
+ *   with one "abort" listener per distinct signal however many share it.
  *
- * Waiting producers are kept in a flat array read from a head index, not in
- * linked nodes: a blocked producer costs its promise and a few array slots.
- * An aborted waiter's slots are cleared at once, so its item is not kept
- * alive until the line reaches it; the array is compacted once dead slots
- * outnumber live ones (amortised O(1) per waiter).
+ * The waiter line is a flat array read from a head index, not linked nodes:
+ * a blocked producer costs its promise and a few slots. A leaving waiter's
+ * slots are cleared at once (an aborted waiter's entry is not kept alive
+ * until the line reaches it); the array is compacted once dead slots
+ * outnumber live ones, amortised O(1) per waiter.
  */
-export class Channel<T> {
+export class Channel<E> {
   readonly #capacity: number;
-  readonly #writer: WritableStreamDefaultWriter<T[]>;
-  /** Items accepted and not written yet, while the consumer has not asked for them. */
-  #pending: T[] = [];
-  /** The chunk written to the stream and not delivered yet (one at most); later items join it. */
-  #onTheWay: T[] | undefined;
-  /** True from `pull()` until the next delivery: write items as they come. */
-  #demand = false;
+  readonly #maxBytes: number;
+  readonly #writer: WritableStreamDefaultWriter<E[]>;
   #openStream: () => void = () => {};
   #onItem: () => void = () => {};
   #size = 0;
-  /** Items the stream has delivered, oldest at `#arrivedHead`. */
-  #arrived: T[] = [];
+  #bytes = 0;
+  /** Entries accepted and not written yet, while the consumer has not asked for them. */
+  #pending: E[] = [];
+  /** The chunk written and not delivered yet (one at most); later entries join it. */
+  #onTheWay: E[] | undefined;
+  /** True from `pull()` until the next delivery: write entries as they come. */
+  #demand = false;
+  /** Entries the stream has delivered, oldest at `#arrivedHead`. */
+  #arrived: E[] = [];
   #arrivedHead = 0;
-  /** Waiting producers, STRIDE slots each, oldest at `#lineHead`. */
+  /** Waiting producers, STRIDE slots each, oldest at or after `#lineHead`. */
   readonly #line: unknown[] = [];
   #lineHead = 0;
   #waiting = 0;
-  #closedError: ((item: T) => unknown) | undefined;
-  /** Waits keyed by their first slot in `#line`; one listener per signal, producers often share one. */
-  readonly #aborts = new AbortListeners<number>((slot, signal) => this.#abort(slot, signal));
+  #closedError: ((entry: E) => unknown) | undefined;
+  /** Waits keyed by their first slot in `#line`. */
+  readonly #aborts = new AbortListeners<number>((slots, signal) => this.#abort(slots, signal));
   // One executor for every blocked send(): it hands over the new promise's functions.
   #resolveNext: () => void = () => {};
   #rejectNext: (reason: unknown) => void = () => {};
@@ -67,9 +70,14 @@ export class Channel<T> {
     this.#rejectNext = reject;
   };
 
-  constructor(capacity: number) {
+  /**
+   * @param capacity Entries accepted and not taken, at most.
+   * @param maxBytes Bytes admitted and not released, at most (see `send()`).
+   */
+  constructor(capacity: number, maxBytes: number = Infinity) {
     this.#capacity = capacity;
-    const stream = new WritableStream<T[]>({
+    this.#maxBytes = maxBytes;
+    const stream = new WritableStream<E[]>({
       // Writes queue in the stream until open() lets the sink start.
       start: () => new Promise<void>((resolve) => (this.#openStream = resolve)),
       write: (chunk) => this.#arrive(chunk),
@@ -77,9 +85,14 @@ export class Channel<T> {
     this.#writer = stream.getWriter();
   }
 
-  /** Items accepted and not yet taken. */
+  /** Entries accepted and not yet taken. */
   get size(): number {
     return this.#size;
+  }
+
+  /** Bytes admitted (by `send`, `trySend` or `reserve`) and not released yet. */
+  get bytes(): number {
+    return this.#bytes;
   }
 
   /** Producers waiting for room. */
@@ -87,14 +100,14 @@ export class Channel<T> {
     return this.#waiting;
   }
 
-  /** True when the oldest item is ready to `take()`. */
+  /** True when the oldest entry is ready to `take()`. */
   get hasItem(): boolean {
     return this.#arrivedHead < this.#arrived.length;
   }
 
   /**
    * Lets the stream deliver to the consumer; nothing is delivered before.
-   * `onItem` is called whenever an item becomes ready to take; the consumer
+   * `onItem` is called whenever an entry becomes ready to take; the consumer
    * may take it then or later, and calls `pull()` once it has taken all and
    * can take more.
    */
@@ -103,31 +116,31 @@ export class Channel<T> {
     this.#openStream();
   }
 
-  /** Takes the oldest item. Only valid while `hasItem` is true. */
-  take(): T {
+  /** Takes the oldest entry (its bytes stay counted). Only valid while `hasItem` is true. */
+  take(): E {
     const arrived = this.#arrived;
-    const item = arrived[this.#arrivedHead];
-    arrived[this.#arrivedHead++] = undefined as T; // let the item be collected once flushed
+    const entry = arrived[this.#arrivedHead];
+    arrived[this.#arrivedHead++] = undefined as E; // let the entry be collected once flushed
     if (this.#arrivedHead === arrived.length) {
       arrived.length = 0;
       this.#arrivedHead = 0;
     } else if (this.#arrivedHead >= 1024 && this.#arrivedHead * 2 >= arrived.length) {
-      arrived.splice(0, this.#arrivedHead); // amortised O(1): keeps the array within 2x its items
+      arrived.splice(0, this.#arrivedHead); // amortised O(1): keeps the array within 2x its entries
       this.#arrivedHead = 0;
     }
     this.#size--;
     this.#admitWaiters();
-    return item;
+    return entry;
   }
 
   /**
-   * Says the consumer can take items: writes the pending ones to the stream
-   * as one chunk, and every item accepted from now until the stream next
-   * delivers is written at once. Items become ready to `take()` when the
-   * stream delivers them (at once when it is idle). The run loop calls it
-   * when it has a free flush slot and nothing to take, which covers
-   * `flush()` and the drain on close; while it is busy, accepted items stay
-   * pending and cost no stream writes. Returns true when it wrote items.
+   * Says the consumer can take entries: writes the pending ones to the stream
+   * in one write, and entries accepted from now until the stream next
+   * delivers are written at once (joining the chunk on its way). They are
+   * ready to `take()` once delivered (at once when the stream is idle). The
+   * run loop calls it when it has a free flush slot and nothing to take,
+   * which covers `flush()` and the drain on close; while it is busy, entries
+   * stay pending and cost no stream writes. Returns true when it wrote some.
    */
   pull(): boolean {
     this.#demand = true;
@@ -139,76 +152,95 @@ export class Channel<T> {
     return true;
   }
 
-  /** True when `trySend()` would queue an item: open, room, and nobody waits. */
-  get hasRoom(): boolean {
-    return this.#waiting === 0 && this.#size < this.#capacity && this.#closedError === undefined;
-  }
-
-  /** Queues the item when there is room and nobody is waiting for it. */
-  trySend(item: T): boolean {
-    if (!this.hasRoom) return false;
-    this.#write(item);
+  /** Queues the entry when there is room for it and its bytes, and nobody is waiting. */
+  trySend(entry: E, bytes: number = 0): boolean {
+    if (this.#waiting > 0 || this.#size >= this.#capacity || !this.#fits(bytes)) return false;
+    if (this.#closedError !== undefined) return false;
+    this.#bytes += bytes;
+    this.#write(entry);
     return true;
   }
 
   /**
-   * Queues the item, waiting in line for room when the channel is full.
+   * Queues the entry, waiting in line while the channel is full or its bytes
+   * do not fit. They fit when `bytes` is 0, within `maxBytes`, or when no
+   * bytes are held (so an entry larger than the budget passes alone).
    * Rejects with `signal.reason` if the signal aborts first (nothing queued).
    */
-  send(item: T, signal?: AbortSignal): Promise<void> {
-    if (this.#closedError !== undefined) return Promise.reject(this.#closedError(item));
+  send(entry: E, signal?: AbortSignal, bytes: number = 0): Promise<void> {
+    if (this.#closedError !== undefined) return Promise.reject(this.#closedError(entry));
     if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.trySend(item)) return RESOLVED;
+    if (this.trySend(entry, bytes)) return RESOLVED;
     const promise = new Promise<void>(this.#capture);
     const slot = this.#line.length;
-    this.#line.push(item, this.#resolveNext, this.#rejectNext, signal);
+    this.#line.push(entry, this.#resolveNext, this.#rejectNext, signal, bytes);
     if (signal !== undefined) this.#aborts.add(signal, slot);
     this.#waiting++;
     return promise;
   }
 
   /**
-   * Refuses all further sends and rejects every waiting producer with
-   * `errorFor(item)`. Items already accepted stay, to be taken as usual.
+   * Counts the bytes of an entry that skips the channel (the run loop's
+   * direct path): true when nobody waits and they fit, as for `send()`.
    */
-  close(errorFor: (item: T) => unknown): void {
+  reserve(bytes: number): boolean {
+    if (this.#waiting > 0 || !this.#fits(bytes)) return false;
+    this.#bytes += bytes;
+    return true;
+  }
+
+  /** Frees the bytes of an entry that reached its final outcome, admitting waiters. */
+  release(bytes: number): void {
+    this.#bytes -= bytes;
+    this.#admitWaiters();
+  }
+
+  /**
+   * Refuses all further sends and rejects every waiting producer with
+   * `errorFor(entry)`. Entries already accepted stay, to be taken as usual.
+   */
+  close(errorFor: (entry: E) => unknown): void {
     if (this.#closedError !== undefined) return;
     this.#closedError = errorFor;
     const line = this.#line;
     for (let slot = this.#lineHead; slot < line.length; slot += STRIDE) {
-      if (line[slot + RESOLVE] === undefined) continue; // aborted
-      const item = line[slot + ITEM] as T;
+      if (line[slot + RESOLVE] === undefined) continue; // left already
+      const entry = line[slot + ENTRY] as E;
       const reject = line[slot + REJECT] as (reason: unknown) => void;
       this.#leave(slot);
-      reject(errorFor(item));
+      reject(errorFor(entry));
     }
     this.#tidy();
     if (this.#pending.length === 0) this.#closeStream(); // else once pull() has written them
   }
 
-  #write(item: T): void {
-    this.#size++;
-    if (this.#onTheWay !== undefined) this.#onTheWay.push(item);
-    else if (this.#demand) this.#writeChunk([item]);
-    else this.#pending.push(item);
+  #fits(bytes: number): boolean {
+    return bytes === 0 || this.#bytes + bytes <= this.#maxBytes || this.#bytes === 0;
   }
 
-  #writeChunk(chunk: T[]): void {
+  #write(entry: E): void {
+    this.#size++;
+    if (this.#onTheWay !== undefined) this.#onTheWay.push(entry);
+    else if (this.#demand) this.#writeChunk([entry]);
+    else this.#pending.push(entry);
+  }
+
+  #writeChunk(chunk: E[]): void {
     this.#onTheWay = chunk;
     // The promise settles once the sink has the chunk; the stream never errors.
     void this.#writer.write(chunk);
   }
 
-  #arrive(chunk: T[]): void {
+  #arrive(chunk: E[]): void {
     this.#onTheWay = undefined;
     this.#demand = false; // the consumer pulls again once it has taken these
     if (this.hasItem) {
-      for (const item of chunk) this.#arrived.push(item);
+      for (const entry of chunk) this.#arrived.push(entry);
     } else {
       this.#arrived = chunk; // the chunk is ours: adopt it rather than copy
       this.#arrivedHead = 0;
     }
-    // One call per item keeps open()'s contract: a consumer may take one item per call.
+    // One call per entry keeps open()'s contract: a consumer may take one entry per call.
     for (let i = chunk.length; i > 0 && this.hasItem; i--) this.#onItem();
   }
 
@@ -221,26 +253,33 @@ export class Channel<T> {
     const line = this.#line;
     while (this.#waiting > 0 && this.#size < this.#capacity) {
       let slot = this.#lineHead;
-      while (line[slot + RESOLVE] === undefined) slot += STRIDE; // skip the aborted
-      const item = line[slot + ITEM] as T;
+      while (line[slot + RESOLVE] === undefined) slot += STRIDE; // skip those who left
+      this.#lineHead = slot;
+      const bytes = line[slot + BYTES] as number;
+      if (!this.#fits(bytes)) break; // FIFO: nobody passes a waiter that waits for bytes
+      const entry = line[slot + ENTRY] as E;
       const resolve = line[slot + RESOLVE] as () => void;
       // Leave the line before writing: a write may reach the consumer, which may take and re-enter.
       this.#leave(slot);
       this.#lineHead = slot + STRIDE;
-      this.#write(item);
+      this.#bytes += bytes;
+      this.#write(entry);
       resolve();
     }
     this.#tidy();
   }
 
-  #abort(slot: number, signal: AbortSignal): void {
-    const reject = this.#line[slot + REJECT] as (reason: unknown) => void;
-    this.#leave(slot);
-    reject(signal.reason);
-    this.#tidy();
+  #abort(slots: ReadonlySet<number>, signal: AbortSignal): void {
+    for (const slot of slots) {
+      const reject = this.#line[slot + REJECT] as (reason: unknown) => void;
+      this.#leave(slot);
+      reject(signal.reason);
+    }
+    // Only now, with all of them gone: admitting may move slots.
+    this.#admitWaiters(); // the first in line may have been waiting for bytes
   }
 
-  /** Clears a waiter's slots (its item must not outlive its wait) and stops watching its signal. */
+  /** Clears a waiter's slots (its entry must not outlive its wait) and stops watching its signal. */
   #leave(slot: number): void {
     const line = this.#line;
     const signal = line[slot + SIGNAL] as AbortSignal | undefined;
@@ -273,10 +312,7 @@ export class Channel<T> {
     this.#lineHead = 0;
   }
 
-  /**
-   * A copy of the waiter line's slots, for tests: it shows that no slot still
-   * references an item whose producer aborted or was admitted.
-   */
+  /** A copy of the waiter line's slots, for tests: no slot may hold a waiter that left. */
   debugLine(): unknown[] {
     return this.#line.slice();
   }

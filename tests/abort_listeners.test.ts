@@ -2,9 +2,11 @@ import assert from "node:assert/strict";
 import { AbortListeners } from "../src/abort_listeners.ts";
 import { test } from "./harness.ts";
 
-test("AbortListeners calls back once per watched key, in the order added, when the signal aborts", () => {
+test("AbortListeners calls back once with the watched keys, in the order added, when the signal aborts", () => {
   const calls: [string, unknown][] = [];
-  const listeners = new AbortListeners<string>((key, signal) => calls.push([key, signal.reason]));
+  const listeners = new AbortListeners<string>((keys, signal) => {
+    for (const key of keys) calls.push([key, signal.reason]);
+  });
   const controller = new AbortController();
   for (const key of ["a", "b", "c"]) listeners.add(controller.signal, key);
   listeners.delete(controller.signal, "b");
@@ -16,7 +18,7 @@ test("AbortListeners calls back once per watched key, in the order added, when t
 
 test("AbortListeners stops listening when the last key of a signal is deleted", () => {
   const calls: string[] = [];
-  const listeners = new AbortListeners<string>((key) => calls.push(key));
+  const listeners = new AbortListeners<string>((keys) => calls.push(...keys));
   const first = new AbortController();
   const second = new AbortController();
   listeners.add(first.signal, "a");
@@ -33,7 +35,7 @@ test("AbortListeners stops listening when the last key of a signal is deleted", 
 
 test("AbortListeners can watch a signal again after its group was emptied", () => {
   const calls: number[] = [];
-  const listeners = new AbortListeners<number>((key) => calls.push(key));
+  const listeners = new AbortListeners<number>((keys) => calls.push(...keys));
   const controller = new AbortController();
   listeners.add(controller.signal, 1);
   listeners.delete(controller.signal, 1);
@@ -44,7 +46,7 @@ test("AbortListeners can watch a signal again after its group was emptied", () =
 
 test("AbortListeners ignores a synthetic abort event and keeps listening for the real one", () => {
   const calls: string[] = [];
-  const listeners = new AbortListeners<string>((key) => calls.push(key));
+  const listeners = new AbortListeners<string>((keys) => calls.push(...keys));
   const controller = new AbortController();
   listeners.add(controller.signal, "a");
   controller.signal.dispatchEvent(new Event("abort"));
@@ -56,7 +58,7 @@ test("AbortListeners ignores a synthetic abort event and keeps listening for the
 
 test("AbortListeners.rekey() renames a wait, which then calls back last", () => {
   const calls: number[] = [];
-  const listeners = new AbortListeners<number>((key) => calls.push(key));
+  const listeners = new AbortListeners<number>((keys) => calls.push(...keys));
   const controller = new AbortController();
   for (const key of [10, 20, 30]) listeners.add(controller.signal, key);
   listeners.rekey(controller.signal, 10, 1);

@@ -372,59 +372,108 @@ test("Channel compacts a line of mostly aborted waiters and still aborts and adm
 });
 
 type Op =
-  | { kind: "send"; count: number; tag: "none" | "own" | 0 | 1 }
+  | { kind: "send"; count: number; tag: "none" | "own" | 0 | 1; bytes: number }
+  | { kind: "trySend"; bytes: number }
   | { kind: "abortShared"; tag: 0 | 1 }
   | { kind: "abortOwn"; every: number }
-  | { kind: "take"; count: number };
+  | { kind: "take"; count: number }
+  | { kind: "release"; count: number };
 
 const opArbitrary: fc.Arbitrary<Op> = fc.oneof(
   fc.record({
     kind: fc.constant("send" as const),
     count: fc.integer({ min: 1, max: 700 }),
     tag: fc.constantFrom("none" as const, "own" as const, 0 as const, 1 as const),
+    bytes: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 80 })),
   }),
+  fc.record({ kind: fc.constant("trySend" as const), bytes: fc.integer({ min: 0, max: 80 }) }),
   fc.record({
     kind: fc.constant("abortShared" as const),
     tag: fc.constantFrom(0 as const, 1 as const),
   }),
   fc.record({ kind: fc.constant("abortOwn" as const), every: fc.integer({ min: 1, max: 3 }) }),
   fc.record({ kind: fc.constant("take" as const), count: fc.integer({ min: 1, max: 800 }) }),
+  fc.record({ kind: fc.constant("release" as const), count: fc.integer({ min: 1, max: 800 }) }),
 );
 
+interface ModelWaiter {
+  readonly id: number;
+  readonly tag: unknown;
+  readonly bytes: number;
+}
+
 /**
- * Runs `ops` against a channel and a model of it: the count of items accepted
- * and not taken, and the line of waiting ids. Every accepted item has arrived
- * before the next op, so the test takes items by hand.
+ * Runs `ops` against a channel and a model of it: the entries accepted and
+ * not taken, the bytes held (accepted and not released), and the line of
+ * waiters. The test pulls after every op and lets the stream deliver, so
+ * every accepted entry is ready to take by hand at the next op.
  */
-async function checkAgainstModel(capacity: number, ops: readonly Op[]): Promise<void> {
-  const channel = new Channel<{ id: number }>(capacity);
-  channel.open(() => {}); // takes by hand below, pulling after every op
+async function checkAgainstModel(
+  capacity: number,
+  maxBytes: number,
+  ops: readonly Op[],
+): Promise<void> {
+  const channel = new Channel<{ id: number }>(capacity, maxBytes);
+  let consume = () => {}; // by hand, until the drain at the end
+  channel.open(() => consume());
   let size = 0;
-  const line: { id: number; tag: unknown }[] = [];
+  let held = 0;
+  /** Bytes of the entries taken and not released, oldest first. */
+  const unreleased: number[] = [];
+  const heldEntries = new Map<number, number>(); // id -> bytes, while the bytes are held
+  const line: ModelWaiter[] = [];
   const accepted: number[] = [];
   const taken: number[] = [];
   const shared = [new AbortController(), new AbortController()];
   const own = new Map<number, AbortController>();
   const settled = new Map<number, "resolved" | "rejected">();
   const sends: Promise<void>[] = [];
-  const admit = () => {
-    while (line.length > 0 && size < capacity) size++, accepted.push(line.shift()!.id);
+  let nextId = 0;
+  const fits = (bytes: number) => bytes === 0 || held + bytes <= maxBytes || held === 0;
+  const accept = (id: number, bytes: number) => {
+    size++;
+    held += bytes;
+    heldEntries.set(id, bytes);
+    accepted.push(id);
   };
-  const leave = (leaves: (waiter: { id: number; tag: unknown }) => boolean) => {
+  const admit = () => {
+    while (line.length > 0 && size < capacity && fits(line[0].bytes)) {
+      const { id, bytes } = line.shift()!;
+      accept(id, bytes);
+    }
+  };
+  const abortOwn = (id: number, controller: AbortController) => {
+    controller.abort();
+    own.delete(id);
+    leave((w) => w.id === id);
+  };
+  const leave = (leaves: (waiter: ModelWaiter) => boolean) => {
     for (let i = line.length - 1; i >= 0; i--) if (leaves(line[i])) line.splice(i, 1);
+    admit();
   };
   const take = (count: number) => {
     for (let n = Math.min(count, size); n > 0; n--) {
       assert.ok(channel.hasItem);
-      taken.push(channel.take().id);
+      const id = channel.take().id;
+      taken.push(id);
+      unreleased.push(heldEntries.get(id)!);
+      heldEntries.delete(id);
       size--;
+      admit();
+    }
+  };
+  const release = (count: number) => {
+    for (let n = Math.min(count, unreleased.length); n > 0; n--) {
+      const bytes = unreleased.shift()!;
+      channel.release(bytes);
+      held -= bytes;
       admit();
     }
   };
   for (const op of ops) {
     if (op.kind === "send") {
       for (let n = 0; n < op.count; n++) {
-        const id = sends.length;
+        const id = nextId++;
         if (op.tag === "own") own.set(id, new AbortController());
         const signal = op.tag === "own"
           ? own.get(id)!.signal
@@ -432,60 +481,77 @@ async function checkAgainstModel(capacity: number, ops: readonly Op[]): Promise<
           ? undefined
           : shared[op.tag].signal;
         const settle = (how: "resolved" | "rejected") => () => void settled.set(id, how);
-        sends.push(channel.send({ id }, signal).then(settle("resolved"), settle("rejected")));
-        line.push({ id, tag: op.tag });
+        const sent = channel.send({ id }, signal, op.bytes);
+        sends.push(sent.then(settle("resolved"), settle("rejected")));
+        line.push({ id, tag: op.tag, bytes: op.bytes });
         admit();
       }
+    } else if (op.kind === "trySend") {
+      const id = nextId++;
+      const expected = line.length === 0 && size < capacity && fits(op.bytes);
+      assert.equal(channel.trySend({ id }, op.bytes), expected);
+      if (expected) accept(id, op.bytes), settled.set(id, "resolved");
+      else settled.set(id, "rejected");
     } else if (op.kind === "abortShared") {
       shared[op.tag].abort();
       shared[op.tag] = new AbortController();
       leave((w) => w.tag === op.tag);
     } else if (op.kind === "abortOwn") {
-      const aborted = new Set<number>();
       let k = 0;
       for (const [id, controller] of own) {
         if (k++ % op.every !== 0) continue;
-        controller.abort();
-        own.delete(id);
-        aborted.add(id);
+        abortOwn(id, controller); // one at a time: each abort may admit the next in line
       }
-      leave((w) => aborted.has(w.id));
-    } else {
+    } else if (op.kind === "take") {
       take(op.count);
+    } else {
+      release(op.count);
     }
     channel.pull();
     await settle(1);
     assert.equal(channel.size, size);
+    assert.equal(channel.bytes, held);
     assert.equal(channel.waiting, line.length);
     assert.ok(channel.size <= capacity);
+    const holding = [...heldEntries.values(), ...unreleased].filter((bytes) => bytes > 0).length;
+    assert.ok(channel.bytes <= maxBytes || holding === 1, "over the byte budget only alone");
     const referenced = channel.debugLine().flatMap((slot) =>
       typeof slot === "object" && slot !== null && "id" in slot ? [slot.id as number] : []
     );
     assert.deepEqual(referenced, line.map((w) => w.id), "the line holds only its waiters");
   }
-  for (const controller of own.values()) controller.abort();
-  leave((w) => w.tag === "own");
-  while (size > 0) {
-    take(size);
-    channel.pull();
-    await settle(1);
-  }
+  for (const [id, controller] of own) abortOwn(id, controller);
+  // Out of the channel's call: a take may deliver at once and call back in.
+  consume = () =>
+    queueMicrotask(() => {
+      while (channel.hasItem) {
+        assert.ok(size > 0, "the model has the entry the channel delivered");
+        take(1);
+      }
+      release(unreleased.length);
+      channel.pull();
+    });
+  consume();
   await Promise.all(sends);
+  await settle(1);
+  assert.deepEqual(line, []);
+  assert.equal(channel.bytes, 0);
   assert.deepEqual(taken, accepted, "FIFO admission and delivery");
   const acceptedIds = new Set(accepted);
-  for (let id = 0; id < sends.length; id++) {
+  for (let id = 0; id < nextId; id++) {
     assert.equal(settled.get(id), acceptedIds.has(id) ? "resolved" : "rejected");
   }
 }
 
-test("Channel matches a FIFO model with an exact bound under random sends, aborts and takes", async () => {
+test("Channel matches a FIFO model with exact count and byte bounds under random sends, aborts, takes and releases", async () => {
   await fc.assert(
     fc.asyncProperty(
       fc.integer({ min: 1, max: 50 }),
+      fc.oneof(fc.constant(Infinity), fc.integer({ min: 1, max: 300 })),
       fc.array(opArbitrary, { maxLength: 12 }),
       checkAgainstModel,
     ),
-    { numRuns: 60 },
+    { numRuns: 200 },
   );
 });
 
@@ -604,4 +670,107 @@ test("BatchBuffer with one producer and a slow flush writes a stream chunk per f
       `${writes()} stream writes for ${batches.length} flushes`,
     );
   });
+});
+
+test("Channel admits an entry only when count and bytes allow, and one waiting for bytes holds up those behind", async () => {
+  const channel = new Channel<string>(10, 100);
+  assert.equal(channel.trySend("a", 60), true);
+  assert.equal(channel.trySend("b", 50), false, "60 + 50 > 100");
+  const b = outcome(channel.send("b", undefined, 50));
+  const c = outcome(channel.send("c", undefined, 10)); // would fit, but b is first in line
+  assert.equal(channel.trySend("d", 0), false, "never jumps the line");
+  await settle(1);
+  assert.deepEqual([b.state, c.state, channel.bytes, channel.waiting], [
+    "pending",
+    "pending",
+    60,
+    2,
+  ]);
+  const taken = takeEverything(channel);
+  await settle(1);
+  assert.deepEqual(taken, ["a"]);
+  assert.deepEqual([b.state, channel.bytes], ["pending", 60], "taking a releases nothing");
+  channel.release(60);
+  await settle(1);
+  assert.deepEqual([b.state, c.state, channel.bytes], ["resolved", "resolved", 60]);
+  assert.deepEqual(taken, ["a", "b", "c"]);
+});
+
+test("Channel admits an entry larger than the byte budget once no bytes are held", async () => {
+  const channel = new Channel<string>(10, 100);
+  await channel.send("huge", undefined, 500);
+  assert.equal(channel.bytes, 500);
+  const small = outcome(channel.send("small", undefined, 1));
+  assert.equal(channel.trySend("free", 0), false, "a waiter is first");
+  channel.release(500);
+  await settle(1);
+  assert.deepEqual([small.state, channel.bytes], ["resolved", 1]);
+  assert.equal(channel.trySend("free", 0), true, "entries of no bytes need only count room");
+  assert.equal(channel.bytes, 1);
+});
+
+test("Channel without a byte budget counts bytes and admits on count alone", async () => {
+  const channel = new Channel<string>(2);
+  assert.equal(channel.trySend("a", 1e12), true);
+  await channel.send("b", undefined, 1e12);
+  assert.equal(channel.bytes, 2e12);
+  assert.equal(channel.trySend("c", 1), false, "full by count");
+  assert.equal(channel.reserve(1e12), true);
+  assert.equal(channel.bytes, 3e12);
+});
+
+test("Channel.reserve() counts bytes for entries that skip the channel when nobody waits and they fit", async () => {
+  const channel = new Channel<string>(1, 100);
+  assert.equal(channel.reserve(70), true);
+  assert.equal(channel.reserve(40), false, "70 + 40 > 100");
+  assert.equal(channel.reserve(0), true);
+  assert.equal(channel.bytes, 70);
+  const a = outcome(channel.send("a", undefined, 40));
+  assert.equal(channel.reserve(1), false, "a waiter is first");
+  channel.release(70);
+  await settle(1);
+  assert.deepEqual([a.state, channel.bytes], ["resolved", 40]);
+  assert.equal(channel.reserve(60), true, "count room does not matter: it skips the channel");
+  assert.equal(channel.bytes, 100);
+});
+
+test("Channel admits the waiters behind one that waited for bytes and aborted", async () => {
+  const channel = new Channel<string>(10, 100);
+  await channel.send("a", undefined, 90);
+  const controller = new AbortController();
+  const big = outcome(channel.send("big", controller.signal, 50));
+  const small = outcome(channel.send("small", undefined, 10));
+  await settle(1);
+  assert.equal(small.state, "pending");
+  controller.abort("gave up");
+  await settle(1);
+  assert.deepEqual([big.state, small.state, channel.bytes], ["rejected", "resolved", 100]);
+  assert.equal(channel.waiting, 0);
+});
+
+test("Channel.close() rejects waiters for bytes without counting their bytes", async () => {
+  const channel = new Channel<string>(10, 10);
+  await channel.send("a", undefined, 10);
+  const b = outcome(channel.send("b", undefined, 5));
+  channel.close((entry) => new Error(`closed before ${entry}`));
+  await settle(1);
+  assert.deepEqual([b.state, (b.reason as Error).message], ["rejected", "closed before b"]);
+  assert.equal(channel.bytes, 10);
+  channel.release(10);
+  assert.equal(channel.bytes, 0);
+  assert.equal(channel.reserve(1), true, "reserve is for the run loop, which checks close itself");
+});
+
+test("Channel rejects every waiter of an aborted signal, even those behind one that waited for bytes", async () => {
+  const channel = new Channel<string>(10, 100);
+  await channel.send("a", undefined, 90);
+  const controller = new AbortController();
+  const waiters = ["big", "small", "tiny"].map((entry, i) =>
+    outcome(channel.send(entry, controller.signal, [50, 5, 1][i]))
+  );
+  const unsignalled = outcome(channel.send("other", undefined, 5));
+  controller.abort("gone");
+  await settle(1);
+  assert.deepEqual(waiters.map((w) => w.state), ["rejected", "rejected", "rejected"]);
+  assert.deepEqual([unsignalled.state, channel.bytes, channel.waiting], ["resolved", 95, 0]);
 });
