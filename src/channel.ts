@@ -2,15 +2,26 @@
 import { AbortListeners } from "./abort_listeners.ts";
 
 // The waiter line holds each waiting producer in STRIDE consecutive slots.
-const STRIDE = 5;
+const STRIDE = 4;
 const ENTRY = 0;
 /** The waiter's resolve function; `undefined` marks the slots of a waiter that left. */
 const RESOLVE = 1;
-const REJECT = 2;
-const SIGNAL = 3;
-const BYTES = 4;
+const SIGNAL = 2;
+const BYTES = 3;
 /** Dead waiters the line tolerates before compacting (and only while they outnumber the live). */
 const COMPACT_AFTER = 1024;
+
+type Resolve = (value: void | PromiseLike<void>) => void;
+
+/**
+ * Rejects a waiter's promise through its resolve function, with a thenable
+ * that rejects (one microtask later than a direct reject). The line keeps no
+ * reject function, so V8 collects it: about 50 bytes less per blocked producer.
+ */
+function rejectThrough(resolve: Resolve, reason: unknown): void {
+  const rejecting = { then: (_: unknown, reject: (reason: unknown) => void) => reject(reason) };
+  resolve(rejecting as unknown as PromiseLike<void>); // all a promise reads of a thenable
+}
 
 /** One shared settled promise: awaiting it costs no allocation. */
 export const RESOLVED: Promise<void> = Promise.resolve();
@@ -63,12 +74,8 @@ export class Channel<E> {
   /** Waits keyed by their first slot in `#line`. */
   readonly #aborts = new AbortListeners<number>((slots, signal) => this.#abort(slots, signal));
   // One executor for every blocked send(): it hands over the new promise's functions.
-  #resolveNext: () => void = () => {};
-  #rejectNext: (reason: unknown) => void = () => {};
-  readonly #capture = (resolve: () => void, reject: (reason: unknown) => void): void => {
-    this.#resolveNext = resolve;
-    this.#rejectNext = reject;
-  };
+  #resolveNext: Resolve = () => {};
+  readonly #capture = (resolve: Resolve): void => void (this.#resolveNext = resolve);
 
   /**
    * @param capacity Entries accepted and not taken, at most.
@@ -173,7 +180,7 @@ export class Channel<E> {
     if (this.trySend(entry, bytes)) return RESOLVED;
     const promise = new Promise<void>(this.#capture);
     const slot = this.#line.length;
-    this.#line.push(entry, this.#resolveNext, this.#rejectNext, signal, bytes);
+    this.#line.push(entry, this.#resolveNext, signal, bytes);
     if (signal !== undefined) this.#aborts.add(signal, slot);
     this.#waiting++;
     return promise;
@@ -206,9 +213,9 @@ export class Channel<E> {
     for (let slot = this.#lineHead; slot < line.length; slot += STRIDE) {
       if (line[slot + RESOLVE] === undefined) continue; // left already
       const entry = line[slot + ENTRY] as E;
-      const reject = line[slot + REJECT] as (reason: unknown) => void;
+      const resolve = line[slot + RESOLVE] as Resolve;
       this.#leave(slot);
-      reject(errorFor(entry));
+      rejectThrough(resolve, errorFor(entry));
     }
     this.#tidy();
     if (this.#pending.length === 0) this.#closeStream(); // else once pull() has written them
@@ -271,9 +278,9 @@ export class Channel<E> {
 
   #abort(slots: ReadonlySet<number>, signal: AbortSignal): void {
     for (const slot of slots) {
-      const reject = this.#line[slot + REJECT] as (reason: unknown) => void;
+      const resolve = this.#line[slot + RESOLVE] as Resolve;
       this.#leave(slot);
-      reject(signal.reason);
+      rejectThrough(resolve, signal.reason);
     }
     // Only now, with all of them gone: admitting may move slots.
     this.#admitWaiters(); // the first in line may have been waiting for bytes
