@@ -14,9 +14,9 @@ const COMPACT_AFTER = 1024;
 type Resolve = (value: void | PromiseLike<void>) => void;
 
 /**
- * Rejects a waiter's promise through its resolve function, with a thenable
- * that rejects (one microtask later than a direct reject). The line keeps no
- * reject function, so V8 collects it: about 50 bytes less per blocked producer.
+ * Rejects a waiter's promise through its resolve function (a microtask later
+ * than its reject would): the line keeps no reject function, so V8 collects
+ * it, about 70 bytes less per blocked producer.
  */
 function rejectThrough(resolve: Resolve, reason: unknown): void {
   const rejecting = { then: (_: unknown, reject: (reason: unknown) => void) => reject(reason) };
@@ -43,11 +43,10 @@ export const RESOLVED: Promise<void> = Promise.resolve();
  * - abortable waits: a producer whose signal aborts leaves the line in O(1),
  *   with one "abort" listener per distinct signal however many share it.
  *
- * The waiter line is a flat array read from a head index, not linked nodes:
- * a blocked producer costs its promise and a few slots. A leaving waiter's
- * slots are cleared at once (an aborted waiter's entry is not kept alive
- * until the line reaches it); the array is compacted once dead slots
- * outnumber live ones, amortised O(1) per waiter.
+ * The waiter line is a flat array read from a head index, not linked nodes.
+ * A leaving waiter's slots are cleared at once (an aborted waiter's entry is
+ * not kept alive until the line reaches it); the array is compacted once
+ * dead slots outnumber live ones, amortised O(1) per waiter.
  */
 export class Channel<E> {
   readonly #capacity: number;
@@ -154,15 +153,15 @@ export class Channel<E> {
     const chunk = this.#pending;
     if (chunk.length === 0) return false;
     this.#pending = [];
-    this.#writeChunk(chunk);
+    void this.#writer.write(this.#onTheWay = chunk); // settles once delivered; never errors
     if (this.#closedError !== undefined) this.#closeStream();
     return true;
   }
 
   /** Queues the entry when there is room for it and its bytes, and nobody is waiting. */
   trySend(entry: E, bytes: number = 0): boolean {
-    if (this.#waiting > 0 || this.#size >= this.#capacity || !this.#fits(bytes)) return false;
-    if (this.#closedError !== undefined) return false;
+    const full = this.#waiting > 0 || this.#size >= this.#capacity || !this.#fits(bytes);
+    if (full || this.#closedError !== undefined) return false;
     this.#bytes += bytes;
     this.#write(entry);
     return true;
@@ -228,14 +227,8 @@ export class Channel<E> {
   #write(entry: E): void {
     this.#size++;
     if (this.#onTheWay !== undefined) this.#onTheWay.push(entry);
-    else if (this.#demand) this.#writeChunk([entry]);
+    else if (this.#demand) void this.#writer.write(this.#onTheWay = [entry]);
     else this.#pending.push(entry);
-  }
-
-  #writeChunk(chunk: E[]): void {
-    this.#onTheWay = chunk;
-    // The promise settles once the sink has the chunk; the stream never errors.
-    void this.#writer.write(chunk);
   }
 
   #arrive(chunk: E[]): void {
