@@ -1,15 +1,19 @@
 /**
- * Benchmarks of issue 5, side by side in one process.
+ * Benchmarks of issues 5 and 14, side by side in one process.
  *
  *     deno run -A bench/main.ts [--quick] [--only <group>[,<group>]] [--json <path>]
+ *                               [--filter <regexp on waiting-path regimes>]
  *
  * Every ratio compares two figures measured in this same run; speed is never
- * asserted, so `--quick` only keeps the harness working.
+ * asserted, so `--quick` only keeps the harness working. Prints the main
+ * table, the waiting-path table (the library beside bench/floor.ts) and a
+ * summary of issue 14's goals.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { byteBudget } from "./byte_budget.ts";
+import { features } from "./features.ts";
 import { latency } from "./latency.ts";
 import { manyProducers } from "./many_producers.ts";
 import { memory } from "./memory.ts";
@@ -17,6 +21,7 @@ import { peers } from "./peers.ts";
 import { collectGarbage, type Row, type Settings, settingsFor } from "./runner.ts";
 import { singleProducer } from "./single_producer.ts";
 import { tryAddAddAll } from "./try_add_add_all.ts";
+import { waiting } from "./waiting.ts";
 
 const GROUPS: Record<string, (settings: Settings) => Promise<Row[]>> = {
   single_producer: singleProducer,
@@ -26,6 +31,8 @@ const GROUPS: Record<string, (settings: Settings) => Promise<Row[]>> = {
   latency,
   memory,
   peers,
+  waiting,
+  features,
 };
 
 const { values } = parseArgs({
@@ -34,6 +41,7 @@ const { values } = parseArgs({
     quick: { type: "boolean", default: false },
     only: { type: "string" },
     json: { type: "string", default: "bench/results/latest.json" },
+    filter: { type: "string" },
   },
 });
 
@@ -57,7 +65,7 @@ console.log(
     `${machine.mode} run${machine.gc ? "" : " · no gc(): heap figures are approximate"}`,
 );
 
-const settings = settingsFor(values.quick);
+const settings = settingsFor(values.quick, values.filter);
 const rows: Row[] = [];
 for (const name of only) {
   console.error(`running ${name}...`);
@@ -66,7 +74,11 @@ for (const name of only) {
   console.error(`  ${name} took ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
 
-console.log(markdownTable(rows));
+const mainRows = rows.filter((row) => row.waiting === undefined);
+if (mainRows.length > 0) console.log(markdownTable(mainRows));
+const waitingRows = rows.filter((row) => row.waiting !== undefined);
+if (waitingRows.length > 0) console.log("\n" + waitingTable(waitingRows));
+console.log("\n" + goalTable(rows));
 const path = values.json;
 await Deno.mkdir(path.replace(/[^/]*$/, "") || ".", { recursive: true });
 await Deno.writeTextFile(path, JSON.stringify({ machine, rows }, null, 2) + "\n");
@@ -89,8 +101,81 @@ function markdownTable(rows: readonly Row[]): string {
     .join("\n");
 }
 
+/** The waiting path: per regime, CPU per item net of timer wake-ups, and wall throughput. */
+function waitingTable(rows: readonly Row[]): string {
+  const header = [
+    "8. waiting path regime",
+    "items",
+    "timers ns/item",
+    "library CPU ns/item",
+    "floor CPU ns/item",
+    "CPU ratio (spread)",
+    "≤ 1.30×?",
+    "library items/s",
+    "floor items/s",
+    "throughput ratio (spread)",
+    "≥ 0.90×?",
+  ];
+  const spread = ([low, high]: readonly [number, number]) =>
+    Number.isNaN(low) ? "" : ` (${low.toFixed(2)}–${high.toFixed(2)})`;
+  const lines = rows.map((row) => {
+    const w = row.waiting!;
+    const cpuMet = w.cpuRatio > 0 && w.cpuRatio <= 1.3;
+    return [
+      row.scenario,
+      w.items.toLocaleString("en"),
+      formatNumber(w.timerCpuNs),
+      formatNumber(w.libraryCpuNs),
+      formatNumber(w.floorCpuNs),
+      `${w.cpuRatio > 0 ? w.cpuRatio.toFixed(2) + "×" : "n/a"}${spread(w.cpuSpread)}`,
+      cpuMet ? "yes" : "**no**",
+      formatCount(w.libraryItemsPerSecond),
+      formatCount(w.floorItemsPerSecond),
+      `${w.wallRatio.toFixed(2)}×${spread(w.wallSpread)}`,
+      w.wallRatio >= 0.9 ? "yes" : "**no**",
+    ];
+  });
+  return [header, header.map(() => "---"), ...lines]
+    .map((cells) => `| ${cells.join(" | ")} |`)
+    .join("\n");
+}
+
+/** Issue 14's goals: how many of each goal's rows met their target in this run. */
+function goalTable(rows: readonly Row[]): string {
+  const goals = new Map<string, { met: number; judged: number; skipped: number }>();
+  for (const row of rows) {
+    if (row.goal === undefined) continue;
+    const tally = goals.get(row.goal) ?? { met: 0, judged: 0, skipped: 0 };
+    goals.set(row.goal, tally);
+    if (row.met === undefined) {
+      if (row.note?.startsWith("n/a")) tally.skipped++;
+      continue;
+    }
+    tally.judged++;
+    if (row.met) tally.met++;
+  }
+  const names: Record<string, string> = {
+    "14.2": "waiting path: CPU ≤ 1.3× and throughput ≥ 0.9× of the floor",
+    "14.3": "fast path raised",
+    "14.4": "memory per blocked producer ≤ 1.1× the floor's; aborted items released",
+    "14.5": "newer features' rows",
+  };
+  const lines = [...goals].sort(([a], [b]) => a.localeCompare(b)).map((
+    [goal, { met, judged, skipped }],
+  ) => [
+    `${goal}: ${names[goal] ?? ""}`,
+    `${met} of ${judged}`,
+    judged > 0 && met === judged ? "yes" : judged === 0 ? "" : "**no**",
+    skipped > 0 ? `${skipped} n/a: not in this build` : "",
+  ]);
+  const header = ["issue 14 goal", "rows met", "goal met?", "skipped"];
+  return [header, header.map(() => "---"), ...lines]
+    .map((cells) => `| ${cells.join(" | ")} |`)
+    .join("\n");
+}
+
 function formatNumber(value: number): string {
-  return value >= 100 ? value.toFixed(0) : value.toPrecision(3);
+  return Math.abs(value) >= 100 ? value.toFixed(0) : value.toPrecision(3);
 }
 
 function formatCount(value: number): string {
