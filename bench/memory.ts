@@ -1,13 +1,22 @@
-// Scenario 6: memory stays bounded when the flush stalls, and flat when it keeps up.
+// Scenario 6: memory stays bounded when the flush stalls, and flat when it keeps up; bytes per
+// blocked producer beside the floor's, aborted waiters' items released (issue 14.4), and issue
+// 12's Kinesis case with and without maxBufferedBytes.
+import { BatchBuffer } from "../mod.ts";
+import { Floor } from "./floor.ts";
 import { bytesPerWaiter } from "./many_producers.ts";
 import {
   CAPACITY,
+  judge,
+  median,
+  nextMacrotask,
   noop,
+  notInThisBuild,
   openBuffer,
   RESOLVED,
   type Row,
   type Settings,
   settledHeap,
+  settledMemory,
   throughputRow,
 } from "./runner.ts";
 
@@ -17,6 +26,150 @@ const MiB = 1024 * 1024;
 
 interface Item {
   id: number;
+}
+
+/** A buffer whose flushes hang until `release()`, behind one interface for both designs. */
+interface Stalled<T> {
+  tryAdd(item: T): boolean;
+  add(item: T, signal?: AbortSignal): Promise<void>;
+  /** Lets the flushes finish. */
+  release(): void;
+  /** Closes and waits for the drain. */
+  close(): Promise<void>;
+}
+
+function stall(): { flush: () => Promise<void> | undefined; release: () => void } {
+  let release!: () => void;
+  const stalled = new Promise<void>((resolve) => (release = resolve));
+  let stalling = true;
+  return {
+    flush: () => stalling ? stalled : undefined,
+    release: () => {
+      stalling = false;
+      release();
+    },
+  };
+}
+
+function stalledLibrary<T>(): Stalled<T> {
+  const { flush, release } = stall();
+  const { buffer, close } = openBuffer<T>({ capacity: CAPACITY, chanSize: CHAN_SIZE, flush });
+  return {
+    tryAdd: (item) => buffer.tryAdd(item),
+    add: (item, signal) => buffer.add(item, signal === undefined ? undefined : { signal }),
+    release,
+    close,
+  };
+}
+
+function stalledFloor<T>(): Stalled<T> {
+  const { flush, release } = stall();
+  const floor = new Floor<T>({
+    capacity: CAPACITY,
+    chanSize: CHAN_SIZE,
+    maxConcurrentFlushes: 1,
+    flushInterval: 5_000,
+    flush,
+  });
+  return {
+    tryAdd: (item) => floor.tryAdd(item),
+    add: (item, signal) => floor.add(item, signal),
+    release,
+    close: () => floor.close(),
+  };
+}
+
+/** Fills the stalled buffer until tryAdd refuses; returns how many it took. */
+function fill<T>(target: Stalled<T>, item: () => T): number {
+  let held = 0;
+  while (target.tryAdd(item())) held++;
+  return held;
+}
+
+/**
+ * Heap bytes per blocked producer (issue 14.4): the flush hangs, the buffer is
+ * full, then `waiters` adds wait. Items exist beforehand (the producers own
+ * them either way), so this is the design's own cost per waiting add.
+ */
+async function bytesPerBlocked(make: () => Stalled<Item>, waiters: number): Promise<number> {
+  const target = make();
+  fill(target, () => ({ id: -1 }));
+  const items = Array.from({ length: waiters }, (_, id) => ({ id }));
+  const pending = new Array<Promise<void>>(waiters).fill(RESOLVED);
+  const before = settledHeap();
+  for (let i = 0; i < waiters; i++) pending[i] = target.add(items[i]);
+  const after = settledHeap();
+  target.release();
+  await Promise.all(pending);
+  await target.close();
+  return (after - before) / waiters;
+}
+
+/**
+ * Memory held by `waiters` blocked adds of 10 KiB items, and what is left
+ * once their signal aborts while the line is still stuck: an aborted waiter
+ * must let go of its item at once, not when the line reaches it.
+ */
+async function abortedRelease(make: () => Stalled<Uint8Array>, waiters: number) {
+  const target = make();
+  fill(target, () => new Uint8Array(0));
+  const controller = new AbortController();
+  const before = settledMemory();
+  const pending = new Array<Promise<void>>(waiters).fill(RESOLVED);
+  // The items are made inside the call, so only the buffer holds them.
+  for (let i = 0; i < waiters; i++) {
+    pending[i] = target.add(new Uint8Array(10 * 1024), controller.signal).catch(() => {});
+  }
+  const held = settledMemory() - before;
+  controller.abort();
+  await Promise.all(pending);
+  const left = settledMemory() - before;
+  target.release();
+  await target.close();
+  return { held, left };
+}
+
+/** Resolves true if `promise` settles within a few microtask turns and one macrotask. */
+async function settlesSoon(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  promise.then(() => (settled = true), () => (settled = true));
+  for (let turn = 0; turn < 8 && !settled; turn++) await RESOLVED;
+  if (!settled) await nextMacrotask();
+  return settled;
+}
+
+/**
+ * Issue 12's case: Kinesis limits (capacity 500, 5 MiB batches, 4 flushes) and
+ * 100 KiB records, every flush hanging. One producer adds fresh records until
+ * add() waits; returns the memory the buffer then holds (the waiting record
+ * excluded) and how many records it accepted.
+ */
+async function kinesisStalled(maxBufferedBytes?: number) {
+  const record = 100 * 1024;
+  const { flush, release } = stall();
+  const { buffer, close } = openBuffer<Uint8Array>(
+    {
+      capacity: 500,
+      maxBatchBytes: 5 * MiB,
+      maxConcurrentFlushes: 4,
+      sizeOf: (item) => item.byteLength,
+      ...(maxBufferedBytes === undefined ? {} : { maxBufferedBytes }),
+      flush,
+    } as Parameters<typeof openBuffer<Uint8Array>>[0],
+  );
+  const before = settledMemory();
+  let accepted = 0;
+  let waiting: Promise<void> = RESOLVED;
+  for (;;) {
+    waiting = buffer.add(new Uint8Array(record));
+    if (!(await settlesSoon(waiting))) break;
+    accepted++;
+  }
+  const held = settledMemory() - before - record;
+  release();
+  await waiting;
+  await close();
+  return { held, accepted };
 }
 
 /** Heap bytes of one small item held in an array: the allowance per held item. */
@@ -90,6 +243,8 @@ export async function memory(settings: Settings): Promise<Row[]> {
   const spread = Math.max(...warm) - Math.min(...warm);
   const kb = (bytes: number) => `${(bytes / 1024).toFixed(0)} KiB`;
   return [
+    ...await blockedRows(settings),
+    ...await kinesisRows(),
     {
       group: GROUP,
       scenario: `flush stalled, ${waiters.toLocaleString("en")} producers blocked`,
@@ -114,4 +269,84 @@ export async function memory(settings: Settings): Promise<Row[]> {
         `drift ${kb(drift)}, spread ${kb(spread)}`,
     },
   ];
+}
+
+async function blockedRows(settings: Settings): Promise<Row[]> {
+  const rows: Row[] = [];
+  const repeats = settings.quick ? 1 : 3;
+  for (const waiters of settings.quick ? [2_000] : [10_000, 100_000]) {
+    const library: number[] = [];
+    const floor: number[] = [];
+    for (let k = 0; k < repeats; k++) {
+      library.push(await bytesPerBlocked(stalledLibrary, waiters));
+      floor.push(await bytesPerBlocked(stalledFloor, waiters));
+    }
+    const [ours, theirs] = [median(library), median(floor)];
+    rows.push({
+      group: GROUP,
+      scenario: `heap per blocked producer, ${waiters.toLocaleString("en")} blocked`,
+      vs: "floor",
+      ...judge(ours / theirs, undefined, 1.1),
+      goal: "14.4",
+      note: `library ${ours.toFixed(0)} B, floor ${theirs.toFixed(0)} B per blocked add() ` +
+        `(heap / producers, median of ${repeats})`,
+    });
+  }
+  const waiters = settings.quick ? 1_000 : 10_000;
+  const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
+  for (const [name, make] of [["library", stalledLibrary], ["floor", stalledFloor]] as const) {
+    const { held, left } = await abortedRelease(make, waiters);
+    const released = 1 - left / held;
+    rows.push({
+      group: GROUP,
+      scenario: `${name}: ${waiters.toLocaleString("en")} blocked adds of 10 KiB items aborted`,
+      vs: "held",
+      ...(name === "library" ? { ...judge(released, 0.95), goal: "14.4" } : { ratio: released }),
+      note: `released ${mib(held - left)} of ${mib(held)} while the line is still stuck ` +
+        `(ratio: share released)`,
+    });
+  }
+  return rows;
+}
+
+async function kinesisRows(): Promise<Row[]> {
+  const scenario = (bound: string) =>
+    `Kinesis limits, 100 KiB records, 4 flushes stalled, ${bound}`;
+  const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
+  const unbounded = await kinesisStalled();
+  const rows: Row[] = [{
+    group: GROUP,
+    scenario: scenario("no maxBufferedBytes"),
+    note: `info: holds ${mib(unbounded.held)} (${unbounded.accepted} records accepted)`,
+  }];
+  const bound = 16 * MiB;
+  if (!supportsBufferedBytes()) {
+    rows.push(notInThisBuild(GROUP, scenario("maxBufferedBytes 16 MiB"), "14.5"));
+    return rows;
+  }
+  const bounded = await kinesisStalled(bound);
+  const allowance = bound * 1.05;
+  rows.push({
+    group: GROUP,
+    scenario: scenario("maxBufferedBytes 16 MiB"),
+    ratio: bounded.held / bound,
+    vs: "16 MiB",
+    target: "≤ 1.05× (payload + overhead)",
+    met: bounded.held <= allowance,
+    goal: "14.5",
+    note: `holds ${mib(bounded.held)} (${bounded.accepted} records accepted)`,
+  });
+  return rows;
+}
+
+/** True when this build has maxBufferedBytes (issue 12.3): stats() reports bufferedBytes. */
+export function supportsBufferedBytes(): boolean {
+  const buffer = new BatchBuffer<string>(
+    {
+      flush: noop,
+      sizeOf: (item) => item.length,
+      maxBufferedBytes: 1_000,
+    } as ConstructorParameters<typeof BatchBuffer<string>>[0],
+  );
+  return "bufferedBytes" in buffer.stats();
 }

@@ -1,4 +1,5 @@
 // The shared runner: timing cases against each other in one run, heap sampling, result rows.
+import process from "node:process";
 import v8 from "node:v8";
 import vm from "node:vm";
 import { measure } from "mitata";
@@ -14,6 +15,8 @@ export const RESOLVED: Promise<void> = Promise.resolve();
 /** How long to measure; `quick` only keeps the harness working. */
 export interface Settings {
   readonly quick: boolean;
+  /** A regular expression: only the waiting-path regimes whose label matches it run. */
+  readonly filter?: string;
   /** Rounds of alternating cases; each case's figure is its median over the rounds. */
   readonly rounds: number;
   /** Options for mitata's `measure` (one sample is one `run()` of a case). */
@@ -24,10 +27,10 @@ export interface Settings {
   };
 }
 
-export function settingsFor(quick: boolean): Settings {
+export function settingsFor(quick: boolean, filter?: string): Settings {
   return quick
-    ? { quick, rounds: 1, mitata: { min_cpu_time: 10e6, min_samples: 2, max_samples: 20 } }
-    : { quick, rounds: 5, mitata: { min_cpu_time: 200e6, min_samples: 8 } };
+    ? { quick, filter, rounds: 1, mitata: { min_cpu_time: 10e6, min_samples: 2, max_samples: 20 } }
+    : { quick, filter, rounds: 5, mitata: { min_cpu_time: 200e6, min_samples: 8 } };
 }
 
 /** One line of the results table. Ratios compare throughput: above 1 is faster than `vs`. */
@@ -42,6 +45,35 @@ export interface Row {
   readonly target?: string;
   readonly met?: boolean;
   readonly note?: string;
+  /** The issue 14 goal this row judges (e.g. "14.3"), for the summary of goals. */
+  readonly goal?: string;
+  /** A waiting-path regime (issue 14.2): printed in its own table. */
+  readonly waiting?: WaitingFigures;
+}
+
+/** One regime of the waiting path: the library beside the floor, medians over the rounds. */
+export interface WaitingFigures {
+  readonly items: number;
+  /** Flushes the library made (the floor makes the same number, batches of `capacity`). */
+  readonly flushes: number;
+  /** Process CPU of the empty-flush schedule, per item: what was subtracted from both. */
+  readonly timerCpuNs: number;
+  readonly libraryCpuNs: number;
+  readonly floorCpuNs: number;
+  /** libraryCpuNs / floorCpuNs; target ≤ 1.3. */
+  readonly cpuRatio: number;
+  /** The lowest and highest per-round ratio. */
+  readonly cpuSpread: readonly [number, number];
+  readonly libraryItemsPerSecond: number;
+  readonly floorItemsPerSecond: number;
+  /** Library throughput / floor throughput; target ≥ 0.9. */
+  readonly wallRatio: number;
+  readonly wallSpread: readonly [number, number];
+}
+
+/** A row for a feature this build lacks (detected by behaviour, never by version). */
+export function notInThisBuild(group: string, scenario: string, goal?: string): Row {
+  return { group, scenario, goal, note: "n/a: not in this build" };
 }
 
 /** Something to time: each `run()` handles `items` items. */
@@ -169,6 +201,33 @@ export function settledHeap(): number {
   collectGarbage?.();
   collectGarbage?.();
   return Deno.memoryUsage().heapUsed;
+}
+
+/**
+ * Process CPU time (every thread, so GC helpers count) in ns: `Deno.cpuUsage` where it
+ * exists, else `process.cpuUsage()` (Node, Bun, and Deno through node:process).
+ */
+export const cpuTime: () => number = (() => {
+  const deno = (globalThis as { Deno?: { cpuUsage?: () => { user: number; system: number } } })
+    .Deno?.cpuUsage;
+  const usage = typeof deno === "function" ? deno : () => process.cpuUsage();
+  return () => {
+    const { user, system } = usage();
+    return (user + system) * 1000;
+  };
+})();
+
+/** Live heap bytes plus ArrayBuffer memory (which lives outside the heap). */
+export function settledMemory(): number {
+  collectGarbage?.();
+  collectGarbage?.();
+  const { heapUsed, external } = Deno.memoryUsage();
+  return heapUsed + external;
+}
+
+/** A flush that awaits a real `ms` timer, as a flush awaiting `fetch` would. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Lets pending promise reactions and timers run. */

@@ -1,4 +1,5 @@
-// Scenario 1: one producer awaiting add() against the bare await-and-push floor.
+// Scenario 1: one producer awaiting add() against the bare await-and-push floor (issue 14.3
+// raised its target from 0.7× to 0.8×).
 import {
   bareProducer,
   CAPACITY,
@@ -53,11 +54,14 @@ export async function singleProducer(settings: Settings): Promise<Row[]> {
   const quoted = "quoted from issue 5, not measured";
   return [
     throughputRow(GROUP, bareLoop.name, floor),
-    throughputRow(GROUP, awaitAdd.name, ns.get(awaitAdd.name)!, {
-      vs: "bare loop",
-      vsNs: floor,
-      min: 0.7,
-    }),
+    {
+      ...throughputRow(GROUP, awaitAdd.name, ns.get(awaitAdd.name)!, {
+        vs: "bare loop",
+        vsNs: floor,
+        min: 0.8,
+      }),
+      goal: "14.3",
+    },
     throughputRow(
       GROUP,
       awaitAddAsyncFlush.name,
