@@ -155,6 +155,34 @@ export class Batcher<T> {
     this.#place(item, key, size, ticket, queued);
   }
 
+  /**
+   * For a config without hooks, keys or sizes: appends `items[from..to)` to
+   * the batch, up to the end of the batch, at the cost of a bare push each
+   * (addAll() of an array). Returns where it stopped; the caller checks again
+   * whether the run loop is free before the next call.
+   */
+  placeRun(items: readonly T[], from: number, to: number): number {
+    const config = this.#config;
+    const batch = this.#batches.get(undefined)!;
+    const list = batch.items;
+    const opening = list.length === 0;
+    const end = Math.min(to, from + config.capacity - list.length);
+    for (let i = from; i < end; i++) list.push(items[i]);
+    const tickets = batch.tickets; // an earlier item came through send()
+    if (tickets !== undefined) { for (let i = from; i < end; i++) tickets.push(undefined); }
+    this.#itemsInBatches += end - from;
+    this.#counters.taken += end - from;
+    if (opening) this.#opened(batch);
+    if (list.length >= config.capacity) {
+      if (this.#flights.hasFreeSlot) this.#flush(batch, "full");
+      else this.#batches.markDue(batch, "full");
+    }
+    if (opening && config.waitUntil !== undefined && batch.items === list) {
+      batch.keepOpenerAlive(this.#hooks);
+    }
+    return end;
+  }
+
   /** Tries the held item again; false while it still has to wait. */
   placeHeld(): boolean {
     const held = this.#held!;

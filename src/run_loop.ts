@@ -96,9 +96,13 @@ export class RunLoop<T> {
   /** Adds an item for tryAdd(): false when it would have to wait. */
   tryAdd(item: T): boolean {
     if (this.#closed) throw new BufferClosedError(item);
-    const entry = this.#measures ? this.#entry(item, undefined) : item;
-    if (entry === REFUSED) return true; // accepted, and handed to onReject
-    return this.#tryTake(entry);
+    if (!this.#measures) {
+      if (!this.#takesDirectly()) return this.#channel.trySend(item);
+      this.#processDirectly(item, 0, undefined);
+      return true;
+    }
+    const entry = this.#entry(item, undefined);
+    return entry === REFUSED || this.#tryTake(entry); // a refused item went to onReject
   }
 
   /** Waits in line to add the entry addAll() could not add at once. */
@@ -170,11 +174,25 @@ export class RunLoop<T> {
         // One hand-off for a whole run of items, for as long as the run loop stays idle.
         this.#looping = true;
         try {
-          do {
-            this.#batcher.place(item, 0, undefined, false);
-            progress.accepted++;
+          if (this.#config.plain && Array.isArray(source)) {
+            // Whole runs of the array, a batch at a time, at the cost of a push each.
+            const array = source as readonly T[];
+            do progress.accepted = this.#batcher.placeRun(
+              array,
+              progress.accepted,
+              array.length,
+            ); while (
+              progress.accepted < array.length && !this.#loopAgain && !signal?.aborted &&
+              this.#ready()
+            );
             item = pull(source, progress.accepted);
-          } while (item !== DONE && !this.#loopAgain && !signal?.aborted && this.#ready());
+          } else {
+            do {
+              this.#batcher.place(item, 0, undefined, false);
+              progress.accepted++;
+              item = pull(source, progress.accepted);
+            } while (item !== DONE && !this.#loopAgain && !signal?.aborted && this.#ready());
+          }
         } finally {
           this.#looping = false;
           if (this.#loopAgain) this.step();
