@@ -32,5 +32,6 @@ export * from "./src/batch_stream.ts";
 export * from "./src/errors.ts";
 export * from "./src/presets.ts";
 export type * from "./src/types.ts";
-export type { FlushOutcome, RetryOptions } from "./src/retry_policy.ts";
+export type { FlushOutcome } from "./src/flush_outcome.ts";
+export type { RetryOptions } from "./src/retry_policy.ts";
 export { parseRetryAfter } from "./src/retry_after.ts";

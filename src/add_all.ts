@@ -43,7 +43,7 @@ export async function addAll<T>(
     source = Array.isArray(items) ? items : items[Symbol.iterator]();
     for (;;) {
       if (loop.addWhileReady(source, signal, progress)) return;
-      await loop.wait(progress.held as T, signal);
+      await loop.admission.wait(progress.held as T, signal);
       progress.accepted++;
     }
   } catch (cause) {

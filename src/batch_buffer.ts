@@ -105,7 +105,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#loop.add(item, signal);
+    return this.#loop.admission.add(item, signal);
   }
 
   /**
@@ -146,7 +146,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#loop.send(item, signal);
+    return this.#loop.admission.send(item, signal);
   }
 
   /**
@@ -158,7 +158,7 @@ export class BatchBuffer<T> implements AsyncDisposable {
    * @throws {BufferClosedError} after `close()`.
    */
   tryAdd(item: T): boolean {
-    return this.#loop.tryAdd(item);
+    return this.#loop.admission.tryAdd(item);
   }
 
   /**

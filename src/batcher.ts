@@ -4,7 +4,7 @@ import type { ResolvedConfig } from "./config.ts";
 import type { Counters } from "./counters.ts";
 import type { Ticket } from "./entry.ts";
 import { DeliveryError } from "./errors.ts";
-import { DeadlineTimer } from "./deadline_timer.ts";
+import { BatchDeadlines } from "./batch_deadlines.ts";
 import type { Flights } from "./flights.ts";
 import type { FormingBatch } from "./forming_batch.ts";
 import type { Hooks } from "./hooks.ts";
@@ -33,16 +33,12 @@ export class Batcher<T> {
   readonly #hooks: Hooks<T>;
   readonly #counters: Counters;
   readonly #flights: Flights<T>;
-  readonly #onDeadline: () => void;
   /** Frees bytes in the budget: the item reached a final outcome. */
   readonly #release: (bytes: number) => void;
   /** Removes the channel's oldest item, which is being placed. */
   readonly #takeQueued: () => void;
   readonly #batches: OpenBatches<T>;
-  /** The interval timer shared by all batches (not with waitUntil: see #timerFor). */
-  readonly #timer: DeadlineTimer;
-  /** With `key`: the batch whose deadline the shared timer is armed for. */
-  #armedFor: FormingBatch<T> | undefined;
+  readonly #deadlines: BatchDeadlines<T>;
   #held: Held<T> | undefined;
   #itemsInBatches = 0;
   readonly #canFly = (key: unknown): boolean => this.#flights.canFly(key);
@@ -62,9 +58,8 @@ export class Batcher<T> {
     this.#hooks = hooks;
     this.#counters = counters;
     this.#flights = flights;
-    this.#onDeadline = onDeadline;
     this.#batches = new OpenBatches<T>(config.key !== undefined);
-    this.#timer = new DeadlineTimer(config.flushInterval, () => this.#deadlinePassed());
+    this.#deadlines = new BatchDeadlines(config, this.#batches, onDeadline);
   }
 
   /** Items in batches (the held item counts as in hand, not here). */
@@ -118,7 +113,7 @@ export class Batcher<T> {
 
   /** The run has finished: no timer may be left behind. */
   stop(): void {
-    this.#timer.clear();
+    this.#deadlines.stop();
   }
 
   /**
@@ -140,7 +135,7 @@ export class Batcher<T> {
       batch.tickets?.push(undefined); // an earlier item came through send()
       this.#itemsInBatches++;
       this.#counters.taken++;
-      if (items.length === 1) this.#opened(batch);
+      if (items.length === 1) this.#deadlines.opened(batch);
       if (items.length >= config.capacity) {
         if (this.#flights.hasFreeSlot) this.#flush(batch, "full");
         else this.#batches.markDue(batch, "full");
@@ -172,7 +167,7 @@ export class Batcher<T> {
     if (tickets !== undefined) { for (let i = from; i < end; i++) tickets.push(undefined); }
     this.#itemsInBatches += end - from;
     this.#counters.taken += end - from;
-    if (opening) this.#opened(batch);
+    if (opening) this.#deadlines.opened(batch);
     if (list.length >= config.capacity) {
       if (this.#flights.hasFreeSlot) this.#flush(batch, "full");
       else this.#batches.markDue(batch, "full");
@@ -227,7 +222,7 @@ export class Batcher<T> {
     batch.append(item, size, ticket, config.sizeOf !== undefined);
     this.#itemsInBatches++;
     this.#taken(queued);
-    if (items.length === 1) this.#opened(batch);
+    if (items.length === 1) this.#deadlines.opened(batch);
     const full = config.shouldFlush === undefined
       ? items.length >= config.capacity
       : hooks.ask(config.shouldFlush, items, undefined, items.length >= config.capacity);
@@ -274,53 +269,8 @@ export class Batcher<T> {
     const items = batch.take();
     this.#itemsInBatches -= items.length;
     this.#batches.closed(batch);
-    if (this.#config.key === undefined) {
-      // Only a batch that filled up is likely to be followed at once by the next.
-      if (reason === "full" || reason === "overflow") this.#timer.stop();
-      else this.#timer.clear();
-    } else if (batch === this.#armedFor) this.#armNext();
+    this.#deadlines.flushed(batch, reason);
     this.#flights.start(items, reason, batch.key, sizes, tickets, release);
-  }
-
-  #opened(batch: FormingBatch<T>): void {
-    const config = this.#config;
-    if (config.flushInterval === Infinity) return;
-    if (config.waitUntil !== undefined) {
-      // Workers drop a request's timers when it ends: each batch arms its own, in
-      // the request that opened it, never reusing one armed by an earlier batch.
-      batch.timer ??= new DeadlineTimer(config.flushInterval, () => {
-        this.#batches.markDue(batch, "interval");
-        this.#onDeadline();
-      }, false);
-      batch.timer.start();
-    } else if (config.key === undefined) this.#timer.start();
-    else {
-      batch.openedAt = performance.now();
-      if (this.#armedFor === undefined) this.#armNext();
-    }
-  }
-
-  /** With `key`: arms the shared timer for the oldest batch not yet due. */
-  #armNext(): void {
-    const next = this.#batches.oldestNotDue();
-    this.#armedFor = next;
-    if (next === undefined) return this.#timer.clear();
-    this.#timer.start(next.openedAt + this.#config.flushInterval - performance.now());
-  }
-
-  #deadlinePassed(): void {
-    if (this.#config.key === undefined) {
-      const batch = this.#batches.get(undefined)!;
-      this.#batches.markDue(batch, "interval");
-    } else {
-      const now = performance.now();
-      for (const batch of this.#batches) {
-        if (batch.openedAt + this.#config.flushInterval > now) break;
-        this.#batches.markDue(batch, "interval");
-      }
-      this.#armNext();
-    }
-    this.#onDeadline();
   }
 
   /** An accepted item that will not be flushed goes to onReject; its send() rejects. */

@@ -3,13 +3,8 @@ import { DeadlineTimer } from "./deadline_timer.ts";
 import type { Ticket } from "./entry.ts";
 import type { Flights } from "./flights.ts";
 import { isThenable } from "./hooks.ts";
-import {
-  decideRetry,
-  failedItemsError,
-  matchRetry,
-  readOutcome,
-  retryAfterOf,
-} from "./retry_policy.ts";
+import { failedItemsError, matchRetry, readOutcome, retryAfterOf } from "./flush_outcome.ts";
+import { decideRetry } from "./retry_policy.ts";
 import type { FlushReason } from "./types.ts";
 
 /**

@@ -1,6 +1,7 @@
 // The run loop: it moves items from producers to batches to flights. Internal: not exported from mod.ts.
 import { type AddAllProgress, DONE, pull } from "./add_all.ts";
 import { Channel, RESOLVED } from "./channel.ts";
+import { Admission, type RunLoopDoor } from "./admission.ts";
 import { Tagged, type Ticket } from "./entry.ts";
 import type { ResolvedConfig } from "./config.ts";
 import { Counters } from "./counters.ts";
@@ -13,25 +14,16 @@ import type { BatchBufferStats } from "./types.ts";
 
 type State = "new" | "running" | "done";
 
-/** Marks an item refused when it was admitted (it went to onReject). */
-const REFUSED: unique symbol = Symbol("refused");
-
-/** The bytes an entry holds in the budget. */
-function sizeOf<T>(entry: T | Tagged<T>): number {
-  return entry instanceof Tagged ? entry.size : 0;
-}
-
 /**
  * The engine behind BatchBuffer: it takes items from the channel (or straight
  * from a producer when it is idle), forms the batch, and starts flights.
  * `step()` is the run loop; everything else is a step it takes.
  */
-export class RunLoop<T> {
+export class RunLoop<T> implements RunLoopDoor<T> {
   readonly hooks: Hooks<T>;
+  readonly admission: Admission<T>;
   readonly #config: ResolvedConfig<T>;
   readonly #channel: Channel<T | Tagged<T>>;
-  /** sizeOf is set: every item is measured when admitted, and travels tagged. */
-  readonly #measures: boolean;
   readonly #counters = new Counters();
   readonly #requests = new FlushRequests();
   readonly #flights: Flights<T>;
@@ -45,7 +37,6 @@ export class RunLoop<T> {
 
   constructor(config: ResolvedConfig<T>) {
     this.#config = config;
-    this.#measures = config.sizeOf !== undefined;
     this.hooks = new Hooks(config);
     this.#channel = new Channel<T | Tagged<T>>(config.chanSize, config.maxBufferedBytes);
     this.#flights = new Flights(
@@ -65,86 +56,20 @@ export class RunLoop<T> {
       () => void this.#channel.take(),
       () => this.step(),
     );
+    this.admission = new Admission(config, this.hooks, this.#counters, this.#channel, this);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** See RunLoopDoor. */
+  rejected(item: T, ticket: Ticket | undefined, why: string): void {
+    this.#batcher.rejected(item, ticket, why);
   }
 
   get itemsInChannel(): number {
     return this.#channel.size;
-  }
-
-  /** Adds an item for add(): at once when the loop is idle, else through the channel. */
-  add(item: T, signal: AbortSignal | undefined): Promise<void> {
-    if (this.#closed) return Promise.reject(new BufferClosedError(item));
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.#measures) return this.#admit(item, signal, undefined);
-    if (this.#takesDirectly()) {
-      this.#processDirectly(item, 0, undefined);
-      return RESOLVED;
-    }
-    return this.#channel.send(item, signal);
-  }
-
-  /** Adds an item for send(): resolves once it is delivered. */
-  send(item: T, signal: AbortSignal | undefined): Promise<void> {
-    if (this.#closed) return Promise.reject(new BufferClosedError(item));
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    let ticket!: Ticket;
-    const delivered = new Promise<void>((resolve, reject) => (ticket = { resolve, reject }));
-    const admitted = this.#admit(item, signal, ticket);
-    return admitted === RESOLVED ? delivered : admitted.then(() => delivered);
-  }
-
-  /** Adds an item for tryAdd(): false when it would have to wait. */
-  tryAdd(item: T): boolean {
-    if (this.#closed) throw new BufferClosedError(item);
-    if (!this.#measures) {
-      if (!this.#takesDirectly()) return this.#channel.trySend(item);
-      this.#processDirectly(item, 0, undefined);
-      return true;
-    }
-    const entry = this.#entry(item, undefined);
-    return entry === REFUSED || this.#tryTake(entry); // a refused item went to onReject
-  }
-
-  /** Waits in line to add the entry addAll() could not add at once. */
-  wait(entry: T | Tagged<T>, signal: AbortSignal | undefined): Promise<void> {
-    return this.#channel.send(entry, signal, sizeOf(entry)); // checks close and abort itself
-  }
-
-  /** Admits a measured or ticketed item: refused at once, taken at once, or in line. */
-  #admit(item: T, signal: AbortSignal | undefined, ticket: Ticket | undefined): Promise<void> {
-    const entry = this.#entry(item, ticket);
-    if (entry === REFUSED || this.#tryTake(entry)) return RESOLVED;
-    return this.#channel.send(entry, signal, sizeOf(entry));
-  }
-
-  /**
-   * The item as it travels: bare, or tagged with its size (sizeOf is called
-   * here, once per item) and ticket. REFUSED when its size is invalid or over
-   * maxItemBytes: it is accepted and goes to onReject at once, without waiting.
-   */
-  #entry(item: T, ticket: Ticket | undefined): T | Tagged<T> | typeof REFUSED {
-    const config = this.#config;
-    if (config.sizeOf === undefined) {
-      return ticket === undefined ? item : new Tagged(item, 0, ticket);
-    }
-    const size = this.hooks.measure(item);
-    const valid = typeof size === "number" && Number.isFinite(size) && size >= 0;
-    if (valid && size <= config.maxItemBytes) return new Tagged(item, size, ticket);
-    this.#counters.refused++;
-    this.#counters.rejected++;
-    this.#batcher.rejected(item, ticket, "its size is invalid or over maxItemBytes");
-    return REFUSED;
-  }
-
-  /** Takes an entry now if that needs no wait: straight to the run loop, or into the channel. */
-  #tryTake(entry: T | Tagged<T>): boolean {
-    const bytes = sizeOf(entry);
-    if (this.#takesDirectly() && this.#channel.reserve(bytes)) {
-      if (entry instanceof Tagged) this.#processDirectly(entry.item, entry.size, entry.ticket);
-      else this.#processDirectly(entry, 0, undefined);
-      return true;
-    }
-    return this.#channel.trySend(entry, bytes);
   }
 
   /**
@@ -164,13 +89,13 @@ export class RunLoop<T> {
       if (item === DONE) return true;
       if (this.#closed) throw new BufferClosedError(item);
       if (signal?.aborted) throw signal.reason;
-      if (this.#measures) {
-        const entry = this.#entry(item, undefined);
-        if (entry !== REFUSED && !this.#tryTake(entry)) {
-          progress.held = entry;
+      if (this.admission.measures) {
+        const waits = this.admission.offer(item);
+        if (waits !== undefined) {
+          progress.held = waits;
           return false;
         }
-      } else if (this.#takesDirectly()) {
+      } else if (this.takesDirectly()) {
         // One hand-off for a whole run of items, for as long as the run loop stays idle.
         this.#looping = true;
         try {
@@ -331,7 +256,7 @@ export class RunLoop<T> {
    * while a full batch is owed its flush (as in onFlushError, after a slot
    * freed and before the run loop ran): the item must not join that batch.
    */
-  #takesDirectly(): boolean {
+  takesDirectly(): boolean {
     return !this.#looping && this.#ready();
   }
 
@@ -358,7 +283,7 @@ export class RunLoop<T> {
   }
 
   /** Runs one item through the run loop's per-item step, in the producer's call. */
-  #processDirectly(item: T, size: number, ticket: Ticket | undefined): void {
+  processDirectly(item: T, size: number, ticket: Ticket | undefined): void {
     this.#looping = true;
     try {
       this.#batcher.place(item, size, ticket, false);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { FlushOutcome } from "./retry_policy.ts";
+import type { FlushOutcome } from "./flush_outcome.ts";
 
 /**
  * Why a batch was flushed.

@@ -1,16 +1,13 @@
-// The pure retry decisions of src/retry_policy.ts: options, waits, outcomes
-// and when to give up. Time and randomness are passed in, so no clock is needed.
+// The pure retry decisions of src/retry_policy.ts (options, waits, when to give
+// up) and the outcome reading of src/flush_outcome.ts. Time and randomness are passed in, so no clock is needed.
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { failedItemsError, matchRetry, readOutcome, retryAfterOf } from "../src/flush_outcome.ts";
 import {
   backoffDelay,
   decideRetry,
-  failedItemsError,
-  matchRetry,
-  readOutcome,
   type ResolvedRetry,
   resolveRetryOptions,
-  retryAfterOf,
 } from "../src/retry_policy.ts";
 import { test } from "./harness.ts";
 import { prng } from "./helpers.ts";
