@@ -297,8 +297,11 @@ export class Channel<E> {
   #tidy(): void {
     const line = this.#line;
     if (this.#waiting === 0) {
-      line.length = 0;
-      this.#lineHead = 0;
+      // Not on every take(): setting an array's length is a runtime call even when it is 0.
+      if (line.length !== 0) {
+        line.length = 0;
+        this.#lineHead = 0;
+      }
       return;
     }
     const dead = line.length / STRIDE - this.#waiting;
