@@ -2,7 +2,8 @@
 // (or the key's flight) frees. Internal: not exported from mod.ts.
 import type { ResolvedConfig } from "./config.ts";
 import type { Counters } from "./counters.ts";
-import type { Ticket } from "./entry.ts";
+import type { Channel } from "./channel.ts";
+import { Tagged, type Ticket } from "./entry.ts";
 import { DeliveryError } from "./errors.ts";
 import { BatchDeadlines } from "./batch_deadlines.ts";
 import type { Flights } from "./flights.ts";
@@ -157,16 +158,42 @@ export class Batcher<T> {
    * whether the run loop is free before the next call.
    */
   placeRun(items: readonly T[], from: number, to: number): number {
-    const config = this.#config;
     const batch = this.#batches.get(undefined)!;
     const list = batch.items;
     const opening = list.length === 0;
-    const end = Math.min(to, from + config.capacity - list.length);
+    const end = Math.min(to, from + this.#config.capacity - list.length);
     for (let i = from; i < end; i++) list.push(items[i]);
+    this.#placedRun(batch, list, end - from, opening);
+    return end;
+  }
+
+  /**
+   * For a config without hooks, keys, sizes or waitUntil: moves the channel's
+   * oldest entries into the batch, up to the end of the batch or the first
+   * tagged entry, at the cost of a take and a push each (the run loop's
+   * per-item step, for a run of items). Returns how many it placed.
+   */
+  placeQueuedRun(channel: Channel<T | Tagged<T>>): number {
+    const batch = this.#batches.get(undefined)!;
+    const list = batch.items;
+    const opening = list.length === 0;
+    const room = this.#config.capacity - list.length;
+    let count = 0;
+    while (count < room && channel.hasItem && !(channel.peek() instanceof Tagged)) {
+      list.push(channel.take() as T);
+      count++;
+    }
+    if (count > 0) this.#placedRun(batch, list, count, opening);
+    return count;
+  }
+
+  /** The bookkeeping of `count` items appended to the one batch, as place() does for one. */
+  #placedRun(batch: FormingBatch<T>, list: T[], count: number, opening: boolean): void {
+    const config = this.#config;
     const tickets = batch.tickets; // an earlier item came through send()
-    if (tickets !== undefined) { for (let i = from; i < end; i++) tickets.push(undefined); }
-    this.#itemsInBatches += end - from;
-    this.#counters.taken += end - from;
+    if (tickets !== undefined) { for (let i = 0; i < count; i++) tickets.push(undefined); }
+    this.#itemsInBatches += count;
+    this.#counters.taken += count;
     if (opening) this.#deadlines.opened(batch);
     if (list.length >= config.capacity) {
       if (this.#flights.hasFreeSlot) this.#flush(batch, "full");
@@ -175,7 +202,6 @@ export class Batcher<T> {
     if (opening && config.waitUntil !== undefined && batch.items === list) {
       batch.keepOpenerAlive(this.#hooks);
     }
-    return end;
   }
 
   /** Tries the held item again; false while it still has to wait. */

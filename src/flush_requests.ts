@@ -39,6 +39,11 @@ export class FlushRequests {
     return isNew;
   }
 
+  /** True while some request is queued (due or not). */
+  get pending(): boolean {
+    return this.#queue.length > 0;
+  }
+
   /** True when the oldest request's items have all been taken. */
   isDue(taken: number): boolean {
     return this.#queue.length > 0 && taken >= this.#queue[0].upTo;

@@ -34,9 +34,15 @@ export class RunLoop<T> implements RunLoopDoor<T> {
   #resolveDone: () => void = () => {};
   #looping = false;
   #loopAgain = false;
+  /**
+   * Queued items may be placed a run at a time: no hook runs between two of
+   * them (waitUntil is called when a batch opens), so nothing can tell.
+   */
+  readonly #placesRuns: boolean;
 
   constructor(config: ResolvedConfig<T>) {
     this.#config = config;
+    this.#placesRuns = config.plain && config.waitUntil === undefined;
     this.hooks = new Hooks(config);
     this.#channel = new Channel<T | Tagged<T>>(config.chanSize, config.maxBufferedBytes);
     this.#flights = new Flights(
@@ -212,8 +218,14 @@ export class RunLoop<T> implements RunLoopDoor<T> {
             if (!this.#answerFlushRequest()) break; // wait for a key's flight
           } else if (this.#batcher.holding) {
             if (!this.#batcher.placeHeld()) break; // wait for its key's flight
-          } else if (this.#channel.hasItem) this.#placeQueued(this.#channel.peek());
-          else if (this.#channel.pull()) continue; // pending items go to the stream now
+          } else if (this.#channel.hasItem) {
+            if (
+              !this.#placesRuns || this.#requests.pending ||
+              this.#batcher.placeQueuedRun(this.#channel) === 0
+            ) {
+              this.#placeQueued(this.#channel.peek());
+            }
+          } else if (this.#channel.pull()) continue; // pending items go to the stream now
           else if (this.#waitsForBytes()) {
             if (!this.#batcher.flushOldest()) break; // its bytes are in flight: wait
           } else if (!this.#closed || this.#channel.size > 0) break; // wait for items
