@@ -218,14 +218,8 @@ export class RunLoop<T> implements RunLoopDoor<T> {
             if (!this.#answerFlushRequest()) break; // wait for a key's flight
           } else if (this.#batcher.holding) {
             if (!this.#batcher.placeHeld()) break; // wait for its key's flight
-          } else if (this.#channel.hasItem) {
-            if (
-              !this.#placesRuns || this.#requests.pending ||
-              this.#batcher.placeQueuedRun(this.#channel) === 0
-            ) {
-              this.#placeQueued(this.#channel.peek());
-            }
-          } else if (this.#channel.pull()) continue; // pending items go to the stream now
+          } else if (this.#channel.hasItem) this.#placeQueued();
+          else if (this.#channel.pull()) continue; // pending items go to the stream now
           else if (this.#waitsForBytes()) {
             if (!this.#batcher.flushOldest()) break; // its bytes are in flight: wait
           } else if (!this.#closed || this.#channel.size > 0) break; // wait for items
@@ -288,8 +282,16 @@ export class RunLoop<T> implements RunLoopDoor<T> {
       this.#batcher.openBatches > 0;
   }
 
-  /** Places the channel's oldest entry, which leaves the channel once placed. */
-  #placeQueued(entry: T | Tagged<T>): void {
+  /**
+   * Places the channel's oldest entry, which leaves the channel once placed;
+   * a whole run of them when no hook can run in between (and no flush()
+   * request is due at an exact item).
+   */
+  #placeQueued(): void {
+    if (this.#placesRuns && !this.#requests.pending) {
+      if (this.#batcher.placeQueuedRun(this.#channel) > 0) return;
+    }
+    const entry = this.#channel.peek();
     if (entry instanceof Tagged) this.#batcher.place(entry.item, entry.size, entry.ticket, true);
     else this.#batcher.place(entry, 0, undefined, true);
   }
