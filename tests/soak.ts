@@ -10,8 +10,10 @@
 // 1. N producers blocked on a stalled flush: the heap stays flat while they wait.
 // 2. Millions of items through one buffer from 8 producers, with 1% of flushes
 //    failing and random aborts: every item is accounted for, exactly once.
-// 3. The properties of `npm test` with 100x the runs: the model-based ones and
-//    the random-fault one of tests/model.ts, and the hook fuzz of tests/fuzz_model.ts.
+// 3. Every property of `npm test` with N x its runs there (100x by default): the
+//    model-based ones and the random-fault one of tests/model.ts, the keyed ones of
+//    tests/keyed_model.ts, the delivery ones of tests/delivery_model.ts and the
+//    hook fuzz of tests/fuzz_model.ts.
 import process from "node:process";
 import v8 from "node:v8";
 import vm from "node:vm";
@@ -23,6 +25,8 @@ import {
   PROPERTY_RUNS,
   RANDOM_FAULTS_NAME,
 } from "./model.ts";
+import { checkKeyedProperty, KEYED_PROPERTIES, KEYED_PROPERTY_RUNS } from "./keyed_model.ts";
+import { checkDeliveryProperty, DELIVERY_PROPERTIES } from "./delivery_model.ts";
 import { checkFuzz, FUZZ_NAME } from "./fuzz_model.ts";
 
 function flag(name: string, fallback: number): number {
@@ -294,22 +298,50 @@ async function millions(): Promise<void> {
 
 async function properties(): Promise<void> {
   if (RUNS_MULTIPLIER === 0) return;
-  const runs = PROPERTY_RUNS * RUNS_MULTIPLIER;
-  console.log(`\n## 3. properties, ${fmt(runs)} runs each`);
-  const all: [string, () => Promise<void>][] = [
-    ...PROPERTIES.map((p): [string, () => Promise<void>] => [p.name, () => checkProperty(p, runs)]),
-    [RANDOM_FAULTS_NAME, () => checkRandomFaults(runs)],
-    [`fuzz: ${FUZZ_NAME}`, () => checkFuzz(runs)],
+  // Each property gets its own npm-test runs times the multiplier; a module
+  // that reads its runs on its own could differ from PROPERTY_RUNS.
+  const model = PROPERTY_RUNS * RUNS_MULTIPLIER;
+  const keyed = KEYED_PROPERTY_RUNS * RUNS_MULTIPLIER;
+  const all: [string, number, (runs: number) => Promise<void>][] = [
+    ...PROPERTIES.map((p): [string, number, (runs: number) => Promise<void>] => [
+      p.name,
+      model,
+      (runs) => checkProperty(p, runs),
+    ]),
+    [RANDOM_FAULTS_NAME, model, (runs) => checkRandomFaults(runs)],
+    ...KEYED_PROPERTIES.map((p): [string, number, (runs: number) => Promise<void>] => [
+      `keyed: ${p.name}`,
+      keyed,
+      (runs) => checkKeyedProperty(p, runs),
+    ]),
+    ...DELIVERY_PROPERTIES.map((p): [string, number, (runs: number) => Promise<void>] => [
+      `delivery: ${p.name}`,
+      model,
+      (runs) => checkDeliveryProperty(p, runs),
+    ]),
+    [`fuzz: ${FUZZ_NAME}`, model, (runs) => checkFuzz(runs)],
   ];
-  for (const [name, checkIt] of all) {
+  console.log(`\n## 3. ${all.length} properties, ${RUNS_MULTIPLIER}x their npm-test runs`);
+  const partStarted = performance.now();
+  for (const [name, runs, checkIt] of all) {
     const started = performance.now();
     try {
-      await checkIt();
-      console.log(`ok   ${name} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+      await checkIt(runs);
+      console.log(
+        `ok   ${name} (${fmt(runs)} runs, ${((performance.now() - started) / 1000).toFixed(1)} s)`,
+      );
     } catch (error) {
-      check(false, `${name}\n${error instanceof Error ? error.message : error}`);
+      // fast-check 4 keeps the violated assertion in `cause`, not in the message
+      // (checkFuzz appends it itself): print both, with fast-check's seed and path.
+      const message = error instanceof Error ? error.message : String(error);
+      const cause = error instanceof Error ? error.cause : undefined;
+      const violation = cause instanceof Error && !message.includes(cause.message)
+        ? `\n${cause.stack ?? cause.message}`
+        : "";
+      check(false, `${name} (${fmt(runs)} runs)\n${message}${violation}`);
     }
   }
+  console.log(`properties: ${((performance.now() - partStarted) / 1000).toFixed(1)} s in all`);
 }
 
 const runtime = (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent ??
