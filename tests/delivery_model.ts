@@ -15,18 +15,17 @@
 // late: the backend saw it, the buffer did not, so it may be tried again.
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { BufferClosedError } from "../mod.ts";
-import { type Clock, installClock, track } from "./helpers.ts";
-import { PROPERTY_RUNS } from "./model.ts";
 import {
-  accountedFor,
-  type DeliveryBuffer,
-  deliveryBuffer,
-  deliveryErrorClass,
-  type DeliveryFlush,
+  BatchBuffer,
+  BufferClosedError,
+  DeliveryError,
+  type FlushFunc,
   type FlushOutcome,
   type RetryOptions,
-} from "./delivery_helpers.ts";
+} from "../mod.ts";
+import { type Clock, installClock, track } from "./helpers.ts";
+import { PROPERTY_RUNS } from "./model.ts";
+import { accountedFor } from "./delivery_helpers.ts";
 
 /** When a try settles. */
 export type Timing =
@@ -380,7 +379,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: DeliveryScenario, clock:
     }
   };
 
-  const flush: DeliveryFlush<Item> = (batchArray, context) => {
+  const flush: FlushFunc<Item> = (batchArray, context) => {
     const items = [...batchArray];
     // The array is the flush's to keep and change: the buffer must not reuse it.
     guard(() => assert.ok(!arraysSeen.has(batchArray), "a try got an array handed out before"));
@@ -485,7 +484,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: DeliveryScenario, clock:
     ...(retry.permanentStops ? { retryable: (e: unknown) => !(e instanceof PermanentError) } : {}),
   };
 
-  const buffer: DeliveryBuffer<Item> = deliveryBuffer<Item>({
+  const buffer: BatchBuffer<Item> = new BatchBuffer<Item>({
     capacity,
     chanSize: scenario.chanSize,
     maxConcurrentFlushes: maxFlushes,
@@ -669,7 +668,6 @@ async function runUnderClock(s: fc.Scheduler, scenario: DeliveryScenario, clock:
   throwViolation();
 
   // Reconcile, item by item.
-  const DeliveryError = deliveryErrorClass();
   const delivered = new Set<Item>();
   for (const item of called) {
     const inTries = batchOf.has(item);

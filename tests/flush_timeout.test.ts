@@ -3,16 +3,10 @@
 // fails with a TimeoutError DOMException and frees its slot; its late result
 // is ignored and counted nowhere twice.
 import assert from "node:assert/strict";
+import { BatchBuffer } from "../mod.ts";
 import { test } from "./harness.ts";
 import { track, withFakeClock } from "./helpers.ts";
-import {
-  assertInvariant,
-  deliveryBuffer,
-  drive,
-  EXACT,
-  recordFailures,
-  recordTries,
-} from "./delivery_helpers.ts";
+import { assertInvariant, drive, EXACT, recordFailures, recordTries } from "./delivery_helpers.ts";
 
 const hang = (): Promise<never> => new Promise<never>(() => {});
 const after = <T>(ms: number, value: T): Promise<T> =>
@@ -29,7 +23,7 @@ test("a try's context.signal aborts after flushTimeout ms, and the try fails wit
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>(hang);
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       flushInterval: Infinity,
       flushTimeout: 50,
       flush,
@@ -55,7 +49,7 @@ test("a try's context.signal aborts after flushTimeout ms, and the try fails wit
 test("a timed-out try frees its slot although its promise never settles", () =>
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>((batch) => (batch[0] === 1 ? hang() : undefined));
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 1,
       flushTimeout: 50,
       flush,
@@ -79,7 +73,7 @@ test("each try gets its own flushTimeout, and a timed-out try is retried after i
       _batch,
       t,
     ) => (t.attempt < 3 ? hang() : undefined));
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       flushInterval: Infinity,
       flushTimeout: 50,
       retry: EXACT,
@@ -102,7 +96,7 @@ test("the late success of a timed-out try is ignored; the item is counted once, 
       t.attempt === 1 ? after(80, undefined) : undefined
     );
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       flushInterval: Infinity,
       flushTimeout: 50,
       retry: EXACT,
@@ -133,7 +127,7 @@ test("without retry, a timed-out try goes to onFlushError once and its late succ
     const reported: unknown[] = [];
     const { flush } = recordTries<number>(() => after(80, undefined));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       flushTimeout: 50,
       flush,
       onFlushError,
@@ -167,7 +161,7 @@ for (const late of ["rejection", "outcome"] as const) {
           : after(80, { retry: batch, error: new Error("late partial failure") })
       );
       const { failures, onFlushError } = recordFailures<number>();
-      const buffer = deliveryBuffer<number>({
+      const buffer = new BatchBuffer<number>({
         capacity: 2,
         flushTimeout: 50,
         flush,
@@ -195,7 +189,7 @@ test("context.signal also aborts when the run signal aborts, with the run signal
       })
     );
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       flushInterval: Infinity,
       flushTimeout: 10_000,
       flush,
@@ -221,7 +215,11 @@ test("context.signal also aborts when the run signal aborts, with the run signal
 test("a try that settles in time clears its timeout", () =>
   withFakeClock(async (clock) => {
     const { flush } = recordTries<number>(() => after(10, undefined));
-    const buffer = deliveryBuffer<number>({ flushInterval: Infinity, flushTimeout: 60_000, flush });
+    const buffer = new BatchBuffer<number>({
+      flushInterval: Infinity,
+      flushTimeout: 60_000,
+      flush,
+    });
     const running = buffer.run();
     await buffer.add(1);
     const flushed = track(buffer.flush());
@@ -236,7 +234,7 @@ test("a try that settles in time clears its timeout", () =>
 test("a synchronous flush with flushTimeout leaves no timer", () =>
   withFakeClock(async (clock) => {
     const { flush } = recordTries<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 1,
       flushInterval: Infinity,
       flushTimeout: 1_000,
@@ -256,7 +254,7 @@ test("a timeout is retryable by default and retryable() sees the TimeoutError", 
     const asked: unknown[] = [];
     const { tries, flush } = recordTries<number>(hang);
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       flushTimeout: 50,
       retry: {
         ...EXACT,

@@ -3,11 +3,11 @@
 // then onFlushError(lastError, items) runs once for exactly the items that
 // never succeeded.
 import assert from "node:assert/strict";
+import { BatchBuffer } from "../mod.ts";
 import { test } from "./harness.ts";
 import { track, withFakeClock } from "./helpers.ts";
 import {
   BackendError,
-  deliveryBuffer,
   drive,
   EXACT,
   fail,
@@ -24,7 +24,7 @@ test("when the attempts are used up, onFlushError runs once with the last error 
       throw error;
     });
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 3,
       retry: { ...EXACT, attempts: 3 },
       flush,
@@ -44,7 +44,7 @@ test("attempts: 1 means a single try", () =>
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>(() => fail("down"));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       retry: { ...EXACT, attempts: 1 },
       flush,
       onFlushError,
@@ -65,7 +65,7 @@ test("retryable(error) false gives up at once with that error", () =>
       throw permanent;
     });
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 2,
       retry: {
         ...EXACT,
@@ -94,7 +94,7 @@ test("retryable() is asked with the outcome's error, and false fails just the ou
     const error = new BackendError("ValidationException");
     const { tries, flush } = recordTries<number>((batch) => ({ retry: batch.slice(1), error }));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 3,
       retry: {
         ...EXACT,
@@ -120,7 +120,7 @@ test("maxElapsed: a wait that would end later than maxElapsed after the first tr
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>(() => fail("down"));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       retry: { ...EXACT, attempts: 10, maxElapsed: 500 },
       flush,
       onFlushError,
@@ -138,7 +138,7 @@ test("maxElapsed: a wait ending exactly at maxElapsed is still taken", () =>
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>(() => fail("down"));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       retry: { ...EXACT, attempts: 10, maxElapsed: 700 },
       flush,
       onFlushError,
@@ -158,7 +158,7 @@ test("maxElapsed: a requested retryAfter that would end past it gives up at once
       throw error;
     });
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       retry: { ...EXACT, maxElapsed: 1_000 },
       flush,
       onFlushError,
@@ -178,7 +178,7 @@ test("aborting the run signal ends a pending wait at once and gives up with the 
       throw error;
     });
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       flushInterval: Infinity,
       retry: { ...EXACT, initialDelay: 60_000 },
       flush,
@@ -206,7 +206,7 @@ test("a try that fails once the run signal has aborted is not retried", () =>
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>(() => fail("down"));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({ retry: EXACT, flush, onFlushError });
+    const buffer = new BatchBuffer<number>({ retry: EXACT, flush, onFlushError });
     const running = buffer.run(AbortSignal.abort(new Error("already shutting down")));
     await buffer.add(1);
     buffer.close();
@@ -219,7 +219,7 @@ test("shutdown stays bounded: close(), abort, await run() needs no time to pass"
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>(() => fail("backend gone"));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 3,
       chanSize: 10,
       retry: { ...EXACT, initialDelay: 10_000, maxDelay: 10_000 },
@@ -255,7 +255,7 @@ test("after partial outcomes, onFlushError gets exactly the items that never suc
         : { retry: batch.filter((item) => item === 3), error: last }
     );
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 5,
       retry: { ...EXACT, attempts: 2 },
       flush,
@@ -276,7 +276,7 @@ test("when the last outcome gave no error, lastError is an Error saying how many
       t.attempt === 1 ? { retry: batch } : { retry: batch.slice(0, 2) }
     );
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 4,
       retry: { ...EXACT, attempts: 2 },
       flush,
@@ -299,7 +299,7 @@ test("without onFlushError, giving up is reported once through onError, with the
     const { tries, flush } = recordTries<number>(() => {
       throw error;
     });
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 2,
       retry: { ...EXACT, attempts: 3 },
       flush,
