@@ -1,7 +1,6 @@
 // Issue 12: batches by key and a byte bound on everything buffered. This file
-// holds the shims for the names src/ does not have yet (used by
-// tests/keys.test.ts, tests/buffered_bytes.test.ts and this model), and the
-// model-based property run by tests/keyed_property.test.ts. Not a test file.
+// holds the model-based property run by tests/keyed_property.test.ts. Not a
+// test file.
 //
 // The model follows tests/model.ts: a random config plus random producers;
 // fast-check's scheduler decides when each producer steps, when each async
@@ -15,54 +14,10 @@ import {
   AddAllError,
   BatchBuffer,
   type BatchBufferConfig,
-  type BatchBufferStats,
   BufferClosedError,
   type FlushContext,
-  type FlushReason,
 } from "../mod.ts";
 import { type Clock, installClock } from "./helpers.ts";
-
-// -------------------------------------------------------------------- shims
-// TODO(issue 12): once src/ has `key`, `maxOpenBatches`, `maxBufferedBytes`,
-// FlushContext.key, reason "evict" and stats().openBatches/bufferedBytes,
-// replace KeyedReason by FlushReason, KeyedContext by FlushContext,
-// KeyedConfig by BatchBufferConfig, KeyedStats by BatchBufferStats,
-// keyedBuffer(config) by `new BatchBuffer(config)` and keyedStats(buffer) by
-// `buffer.stats()`, then delete this section. Until then the casts below are
-// the only ones; everything else is typed as src/ will be.
-
-/** FlushReason with issue 12's `"evict"`. */
-export type KeyedReason = FlushReason | "evict";
-
-/** FlushContext with issue 12's `key`. */
-export type KeyedContext = Omit<FlushContext, "reason"> & {
-  readonly reason: KeyedReason;
-  readonly key: unknown;
-};
-
-/** BatchBufferConfig with issue 12's `key`, `maxOpenBatches` and `maxBufferedBytes`. */
-export type KeyedConfig<T> = Omit<BatchBufferConfig<T>, "flush"> & {
-  flush: (batch: T[], context: KeyedContext) => void | Promise<void>;
-  key?: (item: T) => unknown;
-  maxOpenBatches?: number;
-  maxBufferedBytes?: number;
-};
-
-/** BatchBufferStats with issue 12's `openBatches` and `bufferedBytes`. */
-export type KeyedStats = BatchBufferStats & {
-  readonly openBatches: number;
-  readonly bufferedBytes: number;
-};
-
-/** `new BatchBuffer(config)` for a config that uses issue 12's names. */
-export function keyedBuffer<T>(config: KeyedConfig<T>): BatchBuffer<T> {
-  return new BatchBuffer<T>(config as unknown as BatchBufferConfig<T>);
-}
-
-/** `buffer.stats()` with issue 12's counters. */
-export function keyedStats<T>(buffer: BatchBuffer<T>): KeyedStats {
-  return buffer.stats() as KeyedStats;
-}
 
 // -------------------------------------------------------------------- model
 
@@ -462,7 +417,7 @@ async function runUnderClock(
     }
   };
 
-  const checkFlushCall = (batch: KeyedItem[], context: KeyedContext, ours: boolean) => {
+  const checkFlushCall = (batch: KeyedItem[], context: FlushContext, ours: boolean) => {
     keyedCoverage.reasons[context.reason]++;
     assert.ok(batch.length > 0, "empty flush");
     assert.ok(openFlushes <= maxFlushes, `${openFlushes} flushes open, limit ${maxFlushes}`);
@@ -504,7 +459,7 @@ async function runUnderClock(
     checkStats("inside flush");
   };
 
-  const flush = (batch: KeyedItem[], context: KeyedContext): void | Promise<void> => {
+  const flush = (batch: KeyedItem[], context: FlushContext): void | Promise<void> => {
     const n = flushCalls++;
     openFlushes++;
     const key = batch.length > 0 ? batchKey(batch[0]) : undefined;
@@ -539,7 +494,7 @@ async function runUnderClock(
     }
   };
 
-  const config: KeyedConfig<KeyedItem> = {
+  const config: BatchBufferConfig<KeyedItem> = {
     flush,
     capacity,
     maxConcurrentFlushes: maxFlushes,
@@ -621,7 +576,7 @@ async function runUnderClock(
     };
   }
 
-  const buffer = keyedBuffer<KeyedItem>(config);
+  const buffer = new BatchBuffer<KeyedItem>(config);
 
   /**
    * stats() against the model. bufferedBytes is pinned between what must
@@ -630,7 +585,7 @@ async function runUnderClock(
    * the caller's continuation runs, and settles after the flush's own.
    */
   function checkStats(where: string): void {
-    const st = keyedStats(buffer);
+    const st = buffer.stats();
     assert.equal(
       st.added,
       st.rejected + st.flushedItems + st.failedItems + st.inFlightItems + st.itemsInChannel +
@@ -686,7 +641,7 @@ async function runUnderClock(
   const mustWait = (item: KeyedItem): boolean => {
     if (badSize(item)) return false; // rejected at admission, without waiting
     if (buffer.itemsInChannel >= chanSize) return true;
-    const waits = keyedStats(buffer).bufferedBytes + weight(item) > maxBuffered;
+    const waits = buffer.stats().bufferedBytes + weight(item) > maxBuffered;
     if (waits) keyedCoverage.waitedForBytes++;
     return waits;
   };
@@ -875,7 +830,7 @@ async function runUnderClock(
     }
     for (let i = 0; i < 100 && !finished && s.count() === 0; i++) await Promise.resolve();
     if (finished || s.count() > 0) continue;
-    const stalled = keyedStats(buffer);
+    const stalled = buffer.stats();
     if (clock.countTimers() > 0) clock.next();
     else if (
       unsettledAdds > 0 && maxBuffered !== Infinity && stalled.openBatches > 0 &&
@@ -903,7 +858,7 @@ async function runUnderClock(
   await Promise.resolve();
 
   // Reconcile.
-  const st = keyedStats(buffer);
+  const st = buffer.stats();
   keyedCoverage.runs++;
   keyedCoverage.accepted += accepted.size;
   keyedCoverage.rejected += rejectedIds.size;
