@@ -2,6 +2,8 @@
 // send, DeliveryError, parseRetryAfter, stats.retries). Not a test file itself.
 import assert from "node:assert/strict";
 import {
+  BatchBuffer,
+  type BatchBufferConfig,
   type BatchBufferStats,
   DeliveryError,
   type FlushFunc,
@@ -141,4 +143,22 @@ export async function drive(
   await clock.tickAsync(0);
   assert.ok(state.settled, `${what} did not settle; ${clock.countTimers()} timers pending`);
   await promise;
+}
+
+/**
+ * Builds a buffer from `config`, starts run(signal), adds `items` one by one,
+ * closes it and drives run() to the end; returns the buffer for its stats.
+ */
+export async function runThrough<T>(
+  clock: Clock,
+  config: BatchBufferConfig<T>,
+  items: Iterable<T>,
+  signal?: AbortSignal,
+): Promise<BatchBuffer<T>> {
+  const buffer = new BatchBuffer<T>(config);
+  const running = buffer.run(signal);
+  for (const item of items) await buffer.add(item);
+  buffer.close();
+  await drive(clock, running);
+  return buffer;
 }

@@ -24,7 +24,13 @@ import {
   type RetryOptions,
 } from "../mod.ts";
 import { type Clock, installClock, track } from "./helpers.ts";
-import { PROPERTY_RUNS } from "./model.ts";
+import {
+  driveToEnd,
+  PROPERTY_RUNS,
+  scheduleClose,
+  scheduleProducers,
+  violationLog,
+} from "./model.ts";
 import { accountedFor } from "./delivery_helpers.ts";
 
 /** When a try settles. */
@@ -308,17 +314,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: DeliveryScenario, clock:
   const runController = new AbortController();
   const runAbortReason = new Error("run signal aborted by the scenario");
 
-  const violations: unknown[] = [];
-  const guard = (check: () => void) => {
-    try {
-      check();
-    } catch (error) {
-      violations.push(error);
-    }
-  };
-  const throwViolation = () => {
-    if (violations.length > 0) throw violations[0];
-  };
+  const { violations, guard, throwViolation } = violationLog();
 
   const checkStats = (where: string) => {
     const st = buffer.stats();
@@ -597,12 +593,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: DeliveryScenario, clock:
   };
 
   const runPromise = buffer.run(runController.signal);
-  const closer = scenario.closeAfterSteps === undefined ? undefined : (async () => {
-    for (let i = scenario.closeAfterSteps!; i > 0; i--) {
-      await s.schedule(Promise.resolve(), `close in ${i}`);
-    }
-    end();
-  })();
+  const closer = scheduleClose(s, scenario.closeAfterSteps, end);
   const ticks = new Set<Promise<void>>();
   for (const ms of scenario.ticks) {
     // tickAsync, not tick: promise jobs run between timers, as they do for real
@@ -613,53 +604,34 @@ async function runUnderClock(s: fc.Scheduler, scenario: DeliveryScenario, clock:
     }).catch((error) => violations.push(error));
   }
   if (scenario.abortRunSignal) s.schedule(Promise.resolve(), "abort run").then(abortRun);
-  const producers = scenario.producers.map(async (ops, p) => {
-    for (const [i, op] of ops.entries()) {
-      await s.schedule(Promise.resolve(), `producer ${p} op ${i}: ${op.kind}`);
-      await runOp(op);
-    }
-  });
+  const producers = scheduleProducers(s, scenario.producers, runOp);
 
-  let finished = false;
-  let failure: unknown;
-  const done = (async () => {
-    await Promise.all(producers);
-    await closer;
-    end();
-    await runPromise;
-    assert.equal(pendingDeadLetters, 0, "run() resolved before onFlushError's promise settled");
-    await disposePromise;
-    assert.equal(pendingDeadLetters, 0, "dispose resolved before onFlushError's promise settled");
-  })().then(() => (finished = true), (error) => {
-    finished = true;
-    failure = error;
-  });
-
-  // Drive: scheduled steps first; then time; then the run signal; else deadlock.
-  while (!finished) {
-    if (ticks.size > 0) {
-      await Promise.all(ticks); // one clock operation at a time
-      continue;
-    }
-    if (s.count() > 0) {
-      await s.waitOne();
-      throwViolation();
-      checkStats("after a scheduled step");
-      continue;
-    }
-    for (let i = 0; i < 100 && !finished && s.count() === 0; i++) await Promise.resolve();
-    if (finished || s.count() > 0) continue;
-    if (clock.countTimers() > 0) {
-      clock.next();
-      checkStats(`after a timer at ${clock.now} ms`);
-    } else if (!runController.signal.aborted) abortRun();
-    else {
-      assert.fail(`deadlock: nothing scheduled, no timer; stats ${JSON.stringify(buffer.stats())}`);
-    }
-  }
-  await done;
-  throwViolation();
-  if (failure !== undefined) throw failure;
+  await driveToEnd(
+    (async () => {
+      await Promise.all(producers);
+      await closer;
+      end();
+      await runPromise;
+      assert.equal(pendingDeadLetters, 0, "run() resolved before onFlushError's promise settled");
+      await disposePromise;
+      assert.equal(pendingDeadLetters, 0, "dispose resolved before onFlushError's promise settled");
+    })(),
+    {
+      s,
+      clock,
+      // One clock operation at a time.
+      pending: () => (ticks.size > 0 ? Promise.all(ticks) : undefined),
+      afterStep: () => {
+        throwViolation();
+        checkStats("after a scheduled step");
+      },
+      afterTimer: () => checkStats(`after a timer at ${clock.now} ms`),
+      runAborted: () => runController.signal.aborted,
+      abortRun,
+      stats: () => buffer.stats(),
+      throwViolation,
+    },
+  );
   for (let i = 0; i < 5; i++) await Promise.resolve();
   throwViolation();
   assert.equal(clock.countTimers(), backendTimers, "a timer is left after run() resolved");

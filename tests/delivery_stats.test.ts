@@ -6,7 +6,15 @@ import assert from "node:assert/strict";
 import { BatchBuffer } from "../mod.ts";
 import { test } from "./harness.ts";
 import { prng, withFakeClock } from "./helpers.ts";
-import { assertInvariant, drive, EXACT, fail, guarded, recordTries } from "./delivery_helpers.ts";
+import {
+  assertInvariant,
+  drive,
+  EXACT,
+  fail,
+  guarded,
+  recordTries,
+  runThrough,
+} from "./delivery_helpers.ts";
 
 test("stats() starts with retries at 0", async () => {
   const buffer = new BatchBuffer<number>({ retry: EXACT, flush: () => {} });
@@ -90,11 +98,12 @@ test("retries counts every try after the first, over all batches", () =>
     const { tries, flush } = recordTries<number>((batch, t) =>
       t.attempt <= failuresOf.get(batch[0])! ? fail("again") : undefined
     );
-    const buffer = new BatchBuffer<number>({ capacity: 1, chanSize: 5, retry: EXACT, flush });
-    const running = buffer.run();
-    for (const item of [1, 2, 3]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    const buffer = await runThrough<number>(clock, {
+      capacity: 1,
+      chanSize: 5,
+      retry: EXACT,
+      flush,
+    }, [1, 2, 3]);
     assert.equal(tries.length, 6);
     assert.equal(buffer.stats().retries, 3);
   }));

@@ -6,7 +6,14 @@ import assert from "node:assert/strict";
 import { BatchBuffer } from "../mod.ts";
 import { test } from "./harness.ts";
 import { track, withFakeClock } from "./helpers.ts";
-import { assertInvariant, drive, EXACT, recordFailures, recordTries } from "./delivery_helpers.ts";
+import {
+  assertInvariant,
+  drive,
+  EXACT,
+  recordFailures,
+  recordTries,
+  runThrough,
+} from "./delivery_helpers.ts";
 
 const hang = (): Promise<never> => new Promise<never>(() => {});
 const after = <T>(ms: number, value: T): Promise<T> =>
@@ -73,16 +80,12 @@ test("each try gets its own flushTimeout, and a timed-out try is retried after i
       _batch,
       t,
     ) => (t.attempt < 3 ? hang() : undefined));
-    const buffer = new BatchBuffer<number>({
+    const buffer = await runThrough<number>(clock, {
       flushInterval: Infinity,
       flushTimeout: 50,
       retry: EXACT,
       flush,
-    });
-    const running = buffer.run();
-    await buffer.add(1);
-    buffer.close();
-    await drive(clock, running);
+    }, [1]);
     // Try 1 times out at 50, waits 100; try 2 at 150 times out at 200, waits 200.
     assert.deepEqual(tries.map((t) => [t.attempt, t.at]), [[1, 0], [2, 150], [3, 400]]);
     assert.notEqual(tries[0].signal, tries[1].signal, "a fresh signal per try");
@@ -127,16 +130,12 @@ test("without retry, a timed-out try goes to onFlushError once and its late succ
     const reported: unknown[] = [];
     const { flush } = recordTries<number>(() => after(80, undefined));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = new BatchBuffer<number>({
+    const buffer = await runThrough<number>(clock, {
       flushTimeout: 50,
       flush,
       onFlushError,
       onError: (error) => void reported.push(error),
-    });
-    const running = buffer.run();
-    await buffer.add(1);
-    buffer.close();
-    await drive(clock, running);
+    }, [1]);
     await clock.tickAsync(100); // the late success, if run() resolved before it
     assert.equal(failures.length, 1);
     assertTimeoutError(failures[0].error);
@@ -254,7 +253,7 @@ test("a timeout is retryable by default and retryable() sees the TimeoutError", 
     const asked: unknown[] = [];
     const { tries, flush } = recordTries<number>(hang);
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = new BatchBuffer<number>({
+    await runThrough<number>(clock, {
       flushTimeout: 50,
       retry: {
         ...EXACT,
@@ -265,11 +264,7 @@ test("a timeout is retryable by default and retryable() sees the TimeoutError", 
       },
       flush,
       onFlushError,
-    });
-    const running = buffer.run();
-    await buffer.add(1);
-    buffer.close();
-    await drive(clock, running);
+    }, [1]);
     assert.equal(tries.length, 2);
     assert.equal(asked.length, 2);
     for (const error of asked) assertTimeoutError(error);

@@ -13,6 +13,7 @@ import {
   fail,
   recordFailures,
   recordTries,
+  runThrough,
 } from "./delivery_helpers.ts";
 
 test("when the attempts are used up, onFlushError runs once with the last error and every item", () =>
@@ -24,16 +25,12 @@ test("when the attempts are used up, onFlushError runs once with the last error 
       throw error;
     });
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = new BatchBuffer<number>({
+    await runThrough<number>(clock, {
       capacity: 3,
       retry: { ...EXACT, attempts: 3 },
       flush,
       onFlushError,
-    });
-    const running = buffer.run();
-    for (const item of [1, 2, 3]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    }, [1, 2, 3]);
     assert.equal(tries.length, 3);
     assert.equal(failures.length, 1, "onFlushError once, not once per try");
     assert.equal(failures[0].error, errors[2], "the last try's error");
@@ -44,15 +41,11 @@ test("attempts: 1 means a single try", () =>
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>(() => fail("down"));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = new BatchBuffer<number>({
+    await runThrough<number>(clock, {
       retry: { ...EXACT, attempts: 1 },
       flush,
       onFlushError,
-    });
-    const running = buffer.run();
-    await buffer.add(1);
-    buffer.close();
-    await drive(clock, running);
+    }, [1]);
     assert.deepEqual([tries.length, failures.length, clock.now], [1, 1, 0]);
   }));
 
@@ -65,7 +58,7 @@ test("retryable(error) false gives up at once with that error", () =>
       throw permanent;
     });
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = new BatchBuffer<number>({
+    await runThrough<number>(clock, {
       capacity: 2,
       retry: {
         ...EXACT,
@@ -76,11 +69,7 @@ test("retryable(error) false gives up at once with that error", () =>
       },
       flush,
       onFlushError,
-    });
-    const running = buffer.run();
-    for (const item of [1, 2]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    }, [1, 2]);
     assert.equal(tries.length, 2);
     assert.equal(asked.length, 2);
     assert.ok(asked[0] instanceof BackendError);
@@ -94,7 +83,7 @@ test("retryable() is asked with the outcome's error, and false fails just the ou
     const error = new BackendError("ValidationException");
     const { tries, flush } = recordTries<number>((batch) => ({ retry: batch.slice(1), error }));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = new BatchBuffer<number>({
+    const buffer = await runThrough<number>(clock, {
       capacity: 3,
       retry: {
         ...EXACT,
@@ -105,11 +94,7 @@ test("retryable() is asked with the outcome's error, and false fails just the ou
       },
       flush,
       onFlushError,
-    });
-    const running = buffer.run();
-    for (const item of [1, 2, 3]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    }, [1, 2, 3]);
     assert.equal(tries.length, 1);
     assert.deepEqual(asked, [error]);
     assert.deepEqual(failures.map((f) => [f.error, f.batch]), [[error, [2, 3]]]);
@@ -120,15 +105,11 @@ test("maxElapsed: a wait that would end later than maxElapsed after the first tr
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>(() => fail("down"));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = new BatchBuffer<number>({
+    await runThrough<number>(clock, {
       retry: { ...EXACT, attempts: 10, maxElapsed: 500 },
       flush,
       onFlushError,
-    });
-    const running = buffer.run();
-    await buffer.add(1);
-    buffer.close();
-    await drive(clock, running);
+    }, [1]);
     // Tries at 0, 100, 300; the next would start at 700 > 500.
     assert.deepEqual(tries.map((t) => t.at), [0, 100, 300]);
     assert.deepEqual(failures.map((f) => f.at), [300], "without waiting out the useless wait");
@@ -138,15 +119,11 @@ test("maxElapsed: a wait ending exactly at maxElapsed is still taken", () =>
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>(() => fail("down"));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = new BatchBuffer<number>({
+    await runThrough<number>(clock, {
       retry: { ...EXACT, attempts: 10, maxElapsed: 700 },
       flush,
       onFlushError,
-    });
-    const running = buffer.run();
-    await buffer.add(1);
-    buffer.close();
-    await drive(clock, running);
+    }, [1]);
     assert.deepEqual(tries.map((t) => t.at), [0, 100, 300, 700]);
     assert.deepEqual(failures.map((f) => f.at), [700]);
   }));
@@ -158,15 +135,11 @@ test("maxElapsed: a requested retryAfter that would end past it gives up at once
       throw error;
     });
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = new BatchBuffer<number>({
+    await runThrough<number>(clock, {
       retry: { ...EXACT, maxElapsed: 1_000 },
       flush,
       onFlushError,
-    });
-    const running = buffer.run();
-    await buffer.add(1);
-    buffer.close();
-    await drive(clock, running);
+    }, [1]);
     assert.equal(tries.length, 1);
     assert.deepEqual(failures.map((f) => [f.error, f.at]), [[error, 0]]);
   }));
@@ -299,16 +272,12 @@ test("without onFlushError, giving up is reported once through onError, with the
     const { tries, flush } = recordTries<number>(() => {
       throw error;
     });
-    const buffer = new BatchBuffer<number>({
+    await runThrough<number>(clock, {
       capacity: 2,
       retry: { ...EXACT, attempts: 3 },
       flush,
       onError: (e) => void reported.push(e),
-    });
-    const running = buffer.run();
-    for (const item of [1, 2]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    }, [1, 2]);
     assert.equal(tries.length, 3);
     assert.equal(reported.length, 1);
     assert.ok(reported[0] instanceof Error);

@@ -8,7 +8,6 @@
 // buffer closes. At every step it checks conservation, order per key, at most
 // one flight per key, the count and byte bounds and stats() reconciliation.
 import assert from "node:assert/strict";
-import process from "node:process";
 import fc from "fast-check";
 import {
   AddAllError,
@@ -18,22 +17,9 @@ import {
   type FlushContext,
 } from "../mod.ts";
 import { type Clock, installClock } from "./helpers.ts";
+import { PROPERTY_RUNS, RunControl, runLifecycle, violationLog } from "./model.ts";
 
 // -------------------------------------------------------------------- model
-
-/** Runs per property in a normal test run; BATCHKIT_PROPERTY_RUNS overrides it. */
-export const KEYED_PROPERTY_RUNS: number = readRuns();
-
-function readRuns(): number {
-  let raw: string | undefined;
-  try {
-    raw = process.env.BATCHKIT_PROPERTY_RUNS;
-  } catch {
-    raw = undefined; // no env permission: keep the default
-  }
-  const runs = Number(raw);
-  return raw !== undefined && Number.isSafeInteger(runs) && runs > 0 ? runs : 1000;
-}
 
 /** What one flush call does. */
 export type KeyedFlushOutcome =
@@ -363,28 +349,12 @@ async function runUnderClock(
   const reportedBatches = new Set<unknown[]>();
   let wrappedReports = 0;
   const waitUntilStates: { settled: boolean; fulfilled: boolean }[] = [];
-  let closeCalled = false;
   let manualFlushCalls = 0;
   /** add() and addAll() calls that have not settled yet. */
   let unsettledAdds = 0;
-  let runStartedBy: "test" | "dispose" | undefined;
-  let runPromise: Promise<void> | undefined;
-  let disposePromise: Promise<void> | undefined;
-  const runController = new AbortController();
-  const runAbortReason = new Error("run signal aborted by the scenario");
-
-  /** Violations seen inside hooks, where a throw would be caught by the buffer. */
-  const violations: unknown[] = [];
-  const guard = (check: () => void) => {
-    try {
-      check();
-    } catch (error) {
-      violations.push(error);
-    }
-  };
-  const throwViolation = () => {
-    if (violations.length > 0) throw violations[0];
-  };
+  const control = new RunControl();
+  const log = violationLog();
+  const { violations, guard } = log;
 
   const take = (item: KeyedItem, where: string) => {
     assert.ok(!processedIds.has(item.id), `item ${item.id} handed out twice (${where})`);
@@ -443,13 +413,13 @@ async function runUnderClock(
         "evict without a reached maxOpenBatches",
       );
     }
-    if (context.reason === "close") assert.ok(closeCalled, "close flush before close()");
+    if (context.reason === "close") assert.ok(control.closeCalled, "close flush before close()");
     if (context.reason === "interval") {
       const waited = clock.now - handedAt.get(batch[0].id)!;
       assert.ok(waited >= scenario.flushInterval, `interval flush after ${waited} ms`);
     }
     if (context.reason === "manual") assert.ok(manualFlushCalls > 0, "manual flush unasked");
-    assert.ok(ours || runStartedBy === "dispose", "flush got a signal that is not run()'s");
+    assert.ok(ours || control.runStartedBy === "dispose", "flush got a signal that is not run()'s");
     for (const item of batch) {
       assert.ok(accepted.has(item.id) || !refused.has(item.id), `refused item ${item.id} flushed`);
       if (rejectEligible(item)) assert.fail(`item ${item.id} should have gone to onReject`);
@@ -463,7 +433,7 @@ async function runUnderClock(
     const n = flushCalls++;
     openFlushes++;
     const key = batch.length > 0 ? batchKey(batch[0]) : undefined;
-    const ours = context.signal === runController.signal;
+    const ours = context.signal === control.controller.signal;
     guard(() => checkFlushCall(batch, context, ours));
     let outcome = scenario.outcomes[n % scenario.outcomes.length];
     if (outcome.kind === "untilAbort" && !ours) outcome = { kind: "async" };
@@ -662,7 +632,7 @@ async function runUnderClock(
     closedBefore: boolean,
   ) => {
     if (error instanceof BufferClosedError) {
-      assert.ok(closeCalled, "BufferClosedError before close()");
+      assert.ok(control.closeCalled, "BufferClosedError before close()");
       assert.equal(error.item, item, "BufferClosedError carries another item");
     } else {
       assert.ok(reason !== undefined && error === reason, `add rejected with ${error}`);
@@ -686,7 +656,7 @@ async function runUnderClock(
       case "add": {
         const item = makeItem(op.item);
         const { signal, reason } = signalFor(op.abort, `add #${item.id}`);
-        const closedBefore = closeCalled;
+        const closedBefore = control.closeCalled;
         const queued = mustWait(item);
         called.set(item.id, item);
         try {
@@ -701,7 +671,7 @@ async function runUnderClock(
       }
       case "tryAdd": {
         const item = makeItem(op.item);
-        const closedBefore = closeCalled;
+        const closedBefore = control.closeCalled;
         const mustRefuse = !closedBefore && mustWait(item);
         called.set(item.id, item);
         try {
@@ -731,7 +701,7 @@ async function runUnderClock(
           assert.ok(Number.isInteger(n) && n >= 0 && n < items.length, `accepted ${n}`);
           const cause = error.cause;
           if (cause instanceof BufferClosedError) {
-            assert.ok(closeCalled, "BufferClosedError before close()");
+            assert.ok(control.closeCalled, "BufferClosedError before close()");
             assert.equal(cause.item, items[n], "BufferClosedError carries another item");
           } else assert.ok(reason !== undefined && cause === reason, `addAll cause ${cause}`);
           for (const item of items.slice(0, n)) accept(item, calledAt, group);
@@ -742,7 +712,7 @@ async function runUnderClock(
       case "flush": {
         manualFlushCalls++;
         const before = [...accepted.keys()];
-        const running = runStartedBy !== undefined;
+        const running = control.runStartedBy !== undefined;
         try {
           await buffer.flush();
           for (const id of before) {
@@ -757,105 +727,21 @@ async function runUnderClock(
     }
   }
 
-  const startRun = () => {
-    if (runStartedBy === undefined) {
-      runStartedBy = "test";
-      runPromise = buffer.run(runController.signal);
-      return Promise.resolve();
-    }
-    return assert.rejects(buffer.run(runController.signal), /already called/);
-  };
-
-  const end = () => {
-    if (closeCalled) return;
-    closeCalled = true;
-    if (scenario.ending === "close") return buffer.close();
-    if (runStartedBy === undefined) runStartedBy = "dispose";
-    disposePromise = buffer[Symbol.asyncDispose]();
-  };
-
-  if (scenario.runStart === "now") await startRun();
-  const runStarted = scenario.runStart === "now"
-    ? Promise.resolve()
-    : s.schedule(Promise.resolve(), "run()").then(startRun);
-  const closer = scenario.closeAfterSteps === undefined ? undefined : (async () => {
-    for (let i = scenario.closeAfterSteps!; i > 0; i--) {
-      await s.schedule(Promise.resolve(), `close in ${i}`);
-    }
-    end();
-  })();
-  for (const ms of scenario.ticks) {
-    s.schedule(Promise.resolve(), `tick ${ms}ms`).then(() => clock.tick(ms)).catch((error) =>
-      violations.push(error)
-    );
-  }
-  if (scenario.abortRunSignal) {
-    s.schedule(Promise.resolve(), "abort run signal").then(() =>
-      runController.abort(runAbortReason)
-    );
-  }
-  const producers = scenario.producers.map(async (ops, p) => {
-    for (const [i, op] of ops.entries()) {
-      await s.schedule(Promise.resolve(), `producer ${p} op ${i}: ${op.kind}`);
-      await runOp(op);
-    }
-  });
-
-  let finished = false;
-  let failure: unknown;
-  const done = (async () => {
-    await Promise.all(producers);
-    await closer;
-    end();
-    await runStarted;
-    if (runStartedBy === "test" && scenario.ending === "close") {
-      await runPromise;
-    } else {
-      await disposePromise;
-      if (runStartedBy === "test") await runPromise;
-    }
-  })().then(() => (finished = true), (error) => {
-    finished = true;
-    failure = error;
-  });
-
-  // Drive: release scheduled tasks; when none is left, let time pass, then
-  // abort the run signal; anything still pending after that is a deadlock.
-  while (!finished) {
-    if (s.count() > 0) {
-      await s.waitOne();
-      throwViolation();
-      checkStats("after a scheduled step");
-      continue;
-    }
-    for (let i = 0; i < 100 && !finished && s.count() === 0; i++) await Promise.resolve();
-    if (finished || s.count() > 0) continue;
+  // The issue does not say what frees bytes held in partial batches that no
+  // interval will flush: an add() waiting for them would wait forever. The
+  // driver does what a user would: it calls flush().
+  const unstick = () => {
     const stalled = buffer.stats();
-    if (clock.countTimers() > 0) clock.next();
-    else if (
-      unsettledAdds > 0 && maxBuffered !== Infinity && stalled.openBatches > 0 &&
-      stalled.flushesInFlight === 0 && stalled.itemsInChannel < chanSize
-    ) {
-      // The issue does not say what frees bytes held in partial batches that
-      // no interval will flush: an add() waiting for them would wait forever.
-      // The driver does what a user would: it calls flush().
-      keyedCoverage.byteStallsBrokenByFlush++;
-      manualFlushCalls++;
-      buffer.flush().catch((error) => violations.push(error));
-    } else if (!runController.signal.aborted) runController.abort(runAbortReason);
-    else {
-      assert.fail(
-        `deadlock: nothing scheduled, no timer, run not finished; stats ${
-          JSON.stringify(buffer.stats())
-        }`,
-      );
-    }
-  }
-  await done;
-  throwViolation();
-  if (failure !== undefined) throw failure;
-  await Promise.resolve();
-  await Promise.resolve();
+    if (
+      !(unsettledAdds > 0 && maxBuffered !== Infinity && stalled.openBatches > 0 &&
+        stalled.flushesInFlight === 0 && stalled.itemsInChannel < chanSize)
+    ) return false;
+    keyedCoverage.byteStallsBrokenByFlush++;
+    manualFlushCalls++;
+    buffer.flush().catch((error) => violations.push(error));
+    return true;
+  };
+  await runLifecycle(s, clock, scenario, buffer, control, { runOp, checkStats, log, unstick });
 
   // Reconcile.
   const st = buffer.stats();
@@ -979,7 +865,7 @@ export const KEYED_PROPERTIES: readonly KeyedProperty[] = [
 /** Checks one property with `numRuns` scenarios; throws fast-check's report on failure. */
 export async function checkKeyedProperty(
   property: KeyedProperty,
-  numRuns: number = KEYED_PROPERTY_RUNS,
+  numRuns: number = PROPERTY_RUNS,
   seed?: number,
 ): Promise<void> {
   await fc.assert(

@@ -286,26 +286,10 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
   const waitUntilStates: { settled: boolean; fulfilled: boolean }[] = [];
   let flushesNotHandedOver = 0;
   let keepAlives = 0;
-  let closeCalled = false;
   let manualFlushCalls = 0;
-  let runStartedBy: "test" | "dispose" | undefined;
-  let runPromise: Promise<void> | undefined;
-  let disposePromise: Promise<void> | undefined;
-  const runController = new AbortController();
-  const runAbortReason = new Error("run signal aborted by the scenario");
-
-  /** Violations seen inside hooks, where a throw would be caught by the buffer. */
-  const violations: unknown[] = [];
-  const guard = (check: () => void) => {
-    try {
-      check();
-    } catch (error) {
-      violations.push(error);
-    }
-  };
-  const throwViolation = () => {
-    if (violations.length > 0) throw violations[0];
-  };
+  const control = new RunControl();
+  const log = violationLog();
+  const guard = log.guard;
 
   const take = (item: Item, where: string) => {
     assert.ok(!processedIds.has(item.id), `item ${item.id} handed out twice (${where})`);
@@ -335,13 +319,13 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
     assert.ok(batch.length <= capacity, `batch of ${batch.length} over capacity ${capacity}`);
     const bytes = batch.reduce((sum, item) => sum + item.size, 0);
     if (budgeted) assert.ok(bytes <= maxBatchBytes, `batch of ${bytes} bytes > ${maxBatchBytes}`);
-    if (context.reason === "close") assert.ok(closeCalled, "close flush before close()");
+    if (context.reason === "close") assert.ok(control.closeCalled, "close flush before close()");
     if (context.reason === "interval") {
       const waited = clock.now - handedAt.get(batch[0].id)!;
       assert.ok(waited >= scenario.flushInterval, `interval flush after ${waited} ms`);
     }
     if (context.reason === "manual") assert.ok(manualFlushCalls > 0, "manual flush unasked");
-    assert.ok(ours || runStartedBy === "dispose", "flush got a signal that is not run()'s");
+    assert.ok(ours || control.runStartedBy === "dispose", "flush got a signal that is not run()'s");
     for (const item of batch) {
       assert.ok(accepted.has(item.id) || !refused.has(item.id), `refused item ${item.id} flushed`);
       if (rejectEligible(item)) assert.fail(`item ${item.id} should have gone to onReject`);
@@ -355,7 +339,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
     const n = flushCalls++;
     if (scenario.withWaitUntil) flushesNotHandedOver++;
     openFlushes++;
-    const ours = context.signal === runController.signal;
+    const ours = context.signal === control.controller.signal;
     guard(() => checkFlushCall(batch, context, ours));
     let outcome = scenario.outcomes[n % scenario.outcomes.length];
     if (outcome.kind === "untilAbort" && !ours) outcome = { kind: "async" };
@@ -487,7 +471,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
   const expectRefusal = (error: unknown, item: Item, reason: unknown, closedBefore: boolean) => {
     if (error instanceof BufferClosedError) {
       coverage.refusedByClose++;
-      assert.ok(closeCalled, "BufferClosedError before close()");
+      assert.ok(control.closeCalled, "BufferClosedError before close()");
       assert.equal(error.item, item, "BufferClosedError carries another item");
     } else {
       coverage.refusedByAbort++;
@@ -502,7 +486,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
       case "add": {
         const item = makeItem(op.item);
         const { signal, reason } = signalFor(op.abort, `add #${item.id}`);
-        const closedBefore = closeCalled;
+        const closedBefore = control.closeCalled;
         const queued = buffer.itemsInChannel >= chanSize;
         if (queued) coverage.blockedAdds++;
         try {
@@ -517,7 +501,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
       }
       case "tryAdd": {
         const item = makeItem(op.item);
-        const closedBefore = closeCalled;
+        const closedBefore = control.closeCalled;
         try {
           if (buffer.tryAdd(item)) accept(item, calledAt, item.id);
           else {
@@ -558,7 +542,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
           const cause = error.cause;
           if (cause === iteratorError) assert.equal(n, throwAt, "accepted != items before throw");
           else if (cause instanceof BufferClosedError) {
-            assert.ok(closeCalled, "BufferClosedError before close()");
+            assert.ok(control.closeCalled, "BufferClosedError before close()");
             assert.equal(cause.item, items[n], "BufferClosedError carries another item");
           } else assert.ok(reason !== undefined && cause === reason, `addAll cause ${cause}`);
           for (const item of items.slice(0, n)) accept(item, calledAt, group);
@@ -569,7 +553,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
       case "flush": {
         manualFlushCalls++;
         const before = [...accepted.keys()];
-        const running = runStartedBy !== undefined;
+        const running = control.runStartedBy !== undefined;
         try {
           await buffer.flush();
           coverage.manualFlushesResolved++;
@@ -586,94 +570,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
     checkStats(`after ${op.kind}`);
   }
 
-  const startRun = () => {
-    if (runStartedBy === undefined) {
-      runStartedBy = "test";
-      runPromise = buffer.run(runController.signal);
-      return Promise.resolve();
-    }
-    return assert.rejects(buffer.run(runController.signal), /already called/);
-  };
-
-  const end = () => {
-    if (closeCalled) return;
-    closeCalled = true;
-    if (scenario.ending === "close") return buffer.close();
-    if (runStartedBy === undefined) runStartedBy = "dispose";
-    disposePromise = buffer[Symbol.asyncDispose]();
-  };
-
-  if (scenario.runStart === "now") await startRun();
-  const runStarted = scenario.runStart === "now"
-    ? Promise.resolve()
-    : s.schedule(Promise.resolve(), "run()").then(startRun);
-  const closer = scenario.closeAfterSteps === undefined ? undefined : (async () => {
-    for (let i = scenario.closeAfterSteps!; i > 0; i--) {
-      await s.schedule(Promise.resolve(), `close in ${i}`);
-    }
-    end();
-  })();
-  for (const ms of scenario.ticks) {
-    s.schedule(Promise.resolve(), `tick ${ms}ms`).then(() => clock.tick(ms)).catch((error) =>
-      violations.push(error)
-    );
-  }
-  if (scenario.abortRunSignal) {
-    s.schedule(Promise.resolve(), "abort run signal").then(() =>
-      runController.abort(runAbortReason)
-    );
-  }
-  const producers = scenario.producers.map(async (ops, p) => {
-    for (const [i, op] of ops.entries()) {
-      await s.schedule(Promise.resolve(), `producer ${p} op ${i}: ${op.kind}`);
-      await runOp(op);
-    }
-  });
-
-  let finished = false;
-  let failure: unknown;
-  const done = (async () => {
-    await Promise.all(producers);
-    await closer;
-    end();
-    await runStarted;
-    if (runStartedBy === "test" && scenario.ending === "close") {
-      await runPromise;
-    } else {
-      await disposePromise;
-      if (runStartedBy === "test") await runPromise; // the same run
-    }
-  })().then(() => (finished = true), (error) => {
-    finished = true;
-    failure = error;
-  });
-
-  // Drive: release scheduled tasks; when none is left, let time pass, then
-  // abort the run signal; anything still pending after that is a deadlock.
-  while (!finished) {
-    if (s.count() > 0) {
-      await s.waitOne();
-      throwViolation();
-      checkStats("after a scheduled step");
-      continue;
-    }
-    for (let i = 0; i < 100 && !finished && s.count() === 0; i++) await Promise.resolve();
-    if (finished || s.count() > 0) continue;
-    if (clock.countTimers() > 0) clock.next();
-    else if (!runController.signal.aborted) runController.abort(runAbortReason);
-    else {
-      assert.fail(
-        `deadlock: nothing scheduled, no timer, run not finished; stats ${
-          JSON.stringify(buffer.stats())
-        }`,
-      );
-    }
-  }
-  await done;
-  throwViolation();
-  if (failure !== undefined) throw failure;
-  await Promise.resolve();
-  await Promise.resolve();
+  await runLifecycle(s, clock, scenario, buffer, control, { runOp, checkStats, log });
 
   // Reconcile.
   const st = buffer.stats();
@@ -793,6 +690,240 @@ export async function checkProperty(
     fc.asyncProperty(fc.scheduler(), property.arbitrary, (s, scenario) => runScenario(s, scenario)),
     seed === undefined ? { numRuns } : { numRuns, seed },
   );
+}
+
+// ---------------------------------------------------------------- scheduler scaffolding
+// Shared by this model, tests/keyed_model.ts, tests/delivery_model.ts and
+// tests/fuzz_model.ts: how a scenario's producers, close, ticks and run signal
+// are laid out on fast-check's scheduler, and the loop that drives it to the end.
+
+/** Violations seen inside hooks, where a throw would be caught by the buffer. */
+export interface ViolationLog {
+  readonly violations: unknown[];
+  /** Runs `check`, keeping what it throws instead of letting the buffer catch it. */
+  readonly guard: (check: () => void) => void;
+  /** Throws the first violation kept, if any. */
+  readonly throwViolation: () => void;
+}
+
+/** An empty {@linkcode ViolationLog}. */
+export function violationLog(): ViolationLog {
+  const violations: unknown[] = [];
+  return {
+    violations,
+    guard: (check) => {
+      try {
+        check();
+      } catch (error) {
+        violations.push(error);
+      }
+    },
+    throwViolation: () => {
+      if (violations.length > 0) throw violations[0];
+    },
+  };
+}
+
+/**
+ * Calls `end` after `steps` scheduled steps of its own (each released at a
+ * random point, so larger numbers close later); undefined when `steps` is.
+ */
+export function scheduleClose(
+  s: fc.Scheduler,
+  steps: number | undefined,
+  end: () => void,
+): Promise<void> | undefined {
+  if (steps === undefined) return undefined;
+  return (async () => {
+    for (let i = steps; i > 0; i--) await s.schedule(Promise.resolve(), `close in ${i}`);
+    end();
+  })();
+}
+
+/** Runs each producer's ops in order, each after a scheduled step of its own. */
+export function scheduleProducers<O extends { readonly kind: string }>(
+  s: fc.Scheduler,
+  producers: readonly (readonly O[])[],
+  runOp: (op: O) => Promise<void>,
+): Promise<void>[] {
+  return producers.map(async (ops, p) => {
+    for (const [i, op] of ops.entries()) {
+      await s.schedule(Promise.resolve(), `producer ${p} op ${i}: ${op.kind}`);
+      await runOp(op);
+    }
+  });
+}
+
+/** How {@linkcode driveToEnd} steps a scenario and what it checks between steps. */
+export interface DriveHooks {
+  readonly s: fc.Scheduler;
+  readonly clock: Clock;
+  /** Awaited before anything else while it returns a promise (clock ticks in progress). */
+  readonly pending?: () => Promise<unknown> | undefined;
+  /** After each scheduled step. */
+  readonly afterStep: () => void;
+  /** After each timer fired because nothing was scheduled. */
+  readonly afterTimer?: () => void;
+  /** With nothing scheduled and no timer: true when it got the run moving again. */
+  readonly unstick?: () => boolean;
+  readonly runAborted: () => boolean;
+  readonly abortRun: () => void;
+  /** The buffer's stats, for the deadlock message. */
+  readonly stats: () => unknown;
+  readonly throwViolation: () => void;
+}
+
+/**
+ * Drives the scheduler until `work` settles: scheduled tasks first; when none
+ * is left, lets time pass, then aborts the run signal; anything still pending
+ * after that is a deadlock. Rethrows a violation, then `work`'s failure.
+ */
+export async function driveToEnd(work: Promise<void>, hooks: DriveHooks): Promise<void> {
+  const { s, clock } = hooks;
+  let finished = false;
+  let failure: unknown;
+  const done = work.then(() => (finished = true), (error) => {
+    finished = true;
+    failure = error;
+  });
+  while (!finished) {
+    const pending = hooks.pending?.();
+    if (pending !== undefined) {
+      await pending;
+      continue;
+    }
+    if (s.count() > 0) {
+      await s.waitOne();
+      hooks.afterStep();
+      continue;
+    }
+    for (let i = 0; i < 100 && !finished && s.count() === 0; i++) await Promise.resolve();
+    if (finished || s.count() > 0) continue;
+    if (clock.countTimers() > 0) {
+      clock.next();
+      hooks.afterTimer?.();
+    } else if (hooks.unstick?.()) continue;
+    else if (!hooks.runAborted()) hooks.abortRun();
+    else {
+      assert.fail(
+        `deadlock: nothing scheduled, no timer, run not finished; stats ${
+          JSON.stringify(hooks.stats())
+        }`,
+      );
+    }
+  }
+  await done;
+  hooks.throwViolation();
+  if (failure !== undefined) throw failure;
+}
+
+/** The part of a scenario that says when run() starts, how it ends and what else is scheduled. */
+export interface LifecycleScenario<O> {
+  /** "now": run() before the producers start; "scheduled": at a random point. */
+  readonly runStart: "now" | "scheduled";
+  readonly ending: "close" | "dispose";
+  readonly closeAfterSteps: number | undefined;
+  readonly abortRunSignal: boolean;
+  readonly producers: readonly (readonly O[])[];
+  /** Fake-clock advances, each at a random point. */
+  readonly ticks: readonly number[];
+}
+
+/**
+ * Who started run(), whether close() was called, and the run signal: the
+ * state a model's hooks check against while {@linkcode runLifecycle} drives.
+ */
+export class RunControl {
+  closeCalled = false;
+  /** "dispose": the scenario never called run(), so [Symbol.asyncDispose]() did. */
+  runStartedBy: "test" | "dispose" | undefined;
+  readonly controller: AbortController = new AbortController();
+  readonly abortReason: Error = new Error("run signal aborted by the scenario");
+}
+
+/** What {@linkcode runLifecycle} needs from a model besides the buffer. */
+export interface LifecycleHooks<O> {
+  readonly runOp: (op: O) => Promise<void>;
+  readonly checkStats: (where: string) => void;
+  readonly log: ViolationLog;
+  readonly unstick?: () => boolean;
+}
+
+/**
+ * Runs a scenario's lifecycle: starts run() now or at a scheduled point
+ * (a second call must reject), schedules the producers, the close or dispose,
+ * the ticks and the run signal's abort, and drives it all to the end.
+ */
+export async function runLifecycle<T, O extends { readonly kind: string }>(
+  s: fc.Scheduler,
+  clock: Clock,
+  scenario: LifecycleScenario<O>,
+  buffer: BatchBuffer<T>,
+  control: RunControl,
+  hooks: LifecycleHooks<O>,
+): Promise<void> {
+  const signal = control.controller.signal;
+  let runPromise: Promise<void> | undefined;
+  let disposePromise: Promise<void> | undefined;
+  const startRun = () => {
+    if (control.runStartedBy === undefined) {
+      control.runStartedBy = "test";
+      runPromise = buffer.run(signal);
+      return Promise.resolve();
+    }
+    return assert.rejects(buffer.run(signal), /already called/);
+  };
+  const end = () => {
+    if (control.closeCalled) return;
+    control.closeCalled = true;
+    if (scenario.ending === "close") return buffer.close();
+    if (control.runStartedBy === undefined) control.runStartedBy = "dispose";
+    disposePromise = buffer[Symbol.asyncDispose]();
+  };
+  const abortRun = () => control.controller.abort(control.abortReason);
+
+  if (scenario.runStart === "now") await startRun();
+  const runStarted = scenario.runStart === "now"
+    ? Promise.resolve()
+    : s.schedule(Promise.resolve(), "run()").then(startRun);
+  const closer = scheduleClose(s, scenario.closeAfterSteps, end);
+  for (const ms of scenario.ticks) {
+    s.schedule(Promise.resolve(), `tick ${ms}ms`).then(() => clock.tick(ms)).catch((error) =>
+      hooks.log.violations.push(error)
+    );
+  }
+  if (scenario.abortRunSignal) s.schedule(Promise.resolve(), "abort run signal").then(abortRun);
+  const producers = scheduleProducers(s, scenario.producers, hooks.runOp);
+
+  await driveToEnd(
+    (async () => {
+      await Promise.all(producers);
+      await closer;
+      end();
+      await runStarted;
+      if (control.runStartedBy === "test" && scenario.ending === "close") {
+        await runPromise;
+      } else {
+        await disposePromise;
+        if (control.runStartedBy === "test") await runPromise; // the same run
+      }
+    })(),
+    {
+      s,
+      clock,
+      afterStep: () => {
+        hooks.log.throwViolation();
+        hooks.checkStats("after a scheduled step");
+      },
+      ...(hooks.unstick === undefined ? {} : { unstick: hooks.unstick }),
+      runAborted: () => signal.aborted,
+      abortRun,
+      stats: () => buffer.stats(),
+      throwViolation: hooks.log.throwViolation,
+    },
+  );
+  await Promise.resolve();
+  await Promise.resolve();
 }
 
 /** The name tests/faults.test.ts gives {@linkcode checkRandomFaults}. */

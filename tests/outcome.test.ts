@@ -14,6 +14,7 @@ import {
   fail,
   recordFailures,
   recordTries,
+  runThrough,
 } from "./delivery_helpers.ts";
 
 test("without retry, a flush that throws is tried once and its batch goes to onFlushError", () =>
@@ -91,11 +92,12 @@ test("an outcome with an empty retry array is a success", () =>
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>(() => ({ retry: [], error: new Error("unused") }));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = new BatchBuffer<number>({ capacity: 2, retry: EXACT, flush, onFlushError });
-    const running = buffer.run();
-    for (const item of [1, 2]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    const buffer = await runThrough<number>(clock, {
+      capacity: 2,
+      retry: EXACT,
+      flush,
+      onFlushError,
+    }, [1, 2]);
     assert.equal(tries.length, 1, "nothing to retry");
     assert.deepEqual(failures, []);
     const stats = buffer.stats();
@@ -142,18 +144,14 @@ test("a fetch-shaped flush (resolving to a Response) counts as a success whateve
     const statuses = [200, 202, 500];
     let n = 0;
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = new BatchBuffer<number>({
+    const buffer = await runThrough<number>(clock, {
       capacity: 1,
       retry: EXACT,
       // What `(batch) => fetch(url, { method: "POST", body: JSON.stringify(batch) })` returns.
       flush: (batch) =>
         Promise.resolve(new Response(JSON.stringify(batch), { status: statuses[n++] })),
       onFlushError,
-    });
-    const running = buffer.run();
-    for (const item of [1, 2, 3]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    }, [1, 2, 3]);
     assert.equal(n, 3);
     assert.deepEqual(failures, []);
     assert.deepEqual([buffer.stats().flushedItems, buffer.stats().retries], [3, 0]);

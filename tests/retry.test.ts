@@ -5,7 +5,15 @@ import assert from "node:assert/strict";
 import { BatchBuffer, type BatchBufferConfig, type FlushReason } from "../mod.ts";
 import { test } from "./harness.ts";
 import { type Clock, withFakeClock } from "./helpers.ts";
-import { drive, EXACT, fail, recordFailures, recordTries, type Try } from "./delivery_helpers.ts";
+import {
+  drive,
+  EXACT,
+  fail,
+  recordFailures,
+  recordTries,
+  runThrough,
+  type Try,
+} from "./delivery_helpers.ts";
 
 const shape = (tries: Try<number>[]) => tries.map((t) => ({ batch: t.batch, attempt: t.attempt }));
 
@@ -88,11 +96,7 @@ test("a retry that throws after a partial outcome tries the same remaining items
       if (t.attempt === 1) return { retry: batch.slice(1, 3) };
       if (t.attempt === 2) fail("the retry failed as a whole");
     });
-    const buffer = new BatchBuffer<number>({ capacity: 4, retry: EXACT, flush });
-    const running = buffer.run();
-    for (const item of [1, 2, 3, 4]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    await runThrough<number>(clock, { capacity: 4, retry: EXACT, flush }, [1, 2, 3, 4]);
     assert.deepEqual(shape(tries), [
       { batch: [1, 2, 3, 4], attempt: 1 },
       { batch: [2, 3], attempt: 2 },
@@ -196,11 +200,11 @@ test("a flush that empties its array before failing still has every item retried
         return { retry };
       }
     });
-    const buffer = new BatchBuffer<string>({ capacity: 3, retry: EXACT, flush });
-    const running = buffer.run();
-    for (const item of ["a", "b", "c"]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    const buffer = await runThrough<string>(clock, { capacity: 3, retry: EXACT, flush }, [
+      "a",
+      "b",
+      "c",
+    ]);
     assert.deepEqual(tries.map((t) => t.batch), [["a", "b", "c"], ["a", "b", "c"], ["a", "c"]]);
     assert.equal(buffer.stats().flushedItems, 3);
   }));
@@ -212,11 +216,7 @@ test("a retried batch is a fresh array each try, so a flush may keep the previou
       kept.push(batch);
       if (t.attempt < 3) fail("again");
     });
-    const buffer = new BatchBuffer<number>({ capacity: 2, retry: EXACT, flush });
-    const running = buffer.run();
-    for (const item of [1, 2]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    await runThrough<number>(clock, { capacity: 2, retry: EXACT, flush }, [1, 2]);
     assert.equal(kept.length, 3);
     assert.notEqual(kept[0], kept[1]);
     assert.notEqual(kept[1], kept[2]);
