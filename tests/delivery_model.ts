@@ -25,9 +25,12 @@ import {
 } from "../mod.ts";
 import { type Clock, installClock, track } from "./helpers.ts";
 import {
+  type AbortMode,
+  abortSignalFor,
   driveToEnd,
   PROPERTY_RUNS,
   scheduleClose,
+  type ScheduledScenario,
   scheduleProducers,
   violationLog,
 } from "./model.ts";
@@ -69,9 +72,6 @@ export interface Item extends ItemSpec {
   readonly id: number;
 }
 
-/** "before": aborted before the call; "later": the scheduler aborts it. */
-export type AbortMode = "none" | "before" | "later";
-
 /** One step of a producer. */
 export type Op =
   | { readonly kind: "add"; readonly item: ItemSpec; readonly abort: AbortMode }
@@ -92,7 +92,7 @@ export interface RetrySpec {
 }
 
 /** A random config, backend and workload. */
-export interface DeliveryScenario {
+export interface DeliveryScenario extends ScheduledScenario<Op> {
   readonly capacity: number;
   readonly chanSize: number | undefined;
   readonly maxConcurrentFlushes: number;
@@ -102,12 +102,6 @@ export interface DeliveryScenario {
   readonly rejectPoison: boolean;
   readonly asyncOnFlushError: boolean;
   readonly behaviours: readonly Behaviour[];
-  readonly ending: "close" | "dispose";
-  /** Closes after this many scheduled steps, or once every producer is done. */
-  readonly closeAfterSteps: number | undefined;
-  readonly abortRunSignal: boolean;
-  readonly producers: readonly (readonly Op[])[];
-  readonly ticks: readonly number[];
 }
 
 /** Knobs for the generator. */
@@ -517,14 +511,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: DeliveryScenario, clock:
     flush,
   });
 
-  const signalFor = (mode: AbortMode, label: string) => {
-    if (mode === "none") return undefined;
-    const reason = new Error(`abort ${label}`);
-    if (mode === "before") return { signal: AbortSignal.abort(reason), reason };
-    const controller = new AbortController();
-    s.schedule(Promise.resolve(), `abort ${label}`).then(() => controller.abort(reason));
-    return { signal: controller.signal, reason };
-  };
+  const signalFor = (mode: AbortMode, label: string) => abortSignalFor(s, mode, label);
 
   const refusal = (error: unknown, item: Item, reason: unknown) => {
     if (error instanceof BufferClosedError) {
@@ -538,12 +525,12 @@ async function runUnderClock(s: fc.Scheduler, scenario: DeliveryScenario, clock:
       case "add": {
         const item = makeItem(op.item);
         called.push(item);
-        const abort = signalFor(op.abort, `add #${item.id}`);
+        const { signal, reason } = signalFor(op.abort, `add #${item.id}`);
         try {
-          await buffer.add(item, abort === undefined ? undefined : { signal: abort.signal });
+          await buffer.add(item, signal === undefined ? undefined : { signal });
           acceptedByAdd.add(item);
         } catch (error) {
-          refusal(error, item, abort?.reason);
+          refusal(error, item, reason);
           refused.add(item);
         }
         break;
@@ -551,13 +538,13 @@ async function runUnderClock(s: fc.Scheduler, scenario: DeliveryScenario, clock:
       case "send": {
         const item = makeItem(op.item);
         called.push(item);
-        const abort = signalFor(op.abort, `send #${item.id}`);
+        const { signal, reason } = signalFor(op.abort, `send #${item.id}`);
         // Not awaited: send() settles on delivery, which may need the close.
         sends.set(
           item,
-          track(buffer.send(item, abort === undefined ? undefined : { signal: abort.signal })),
+          track(buffer.send(item, signal === undefined ? undefined : { signal })),
         );
-        sendAbortReasons.set(item, abort?.reason);
+        sendAbortReasons.set(item, reason);
         break;
       }
       case "tryAdd": {

@@ -10,14 +10,24 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
-  AddAllError,
   BatchBuffer,
   type BatchBufferConfig,
   BufferClosedError,
   type FlushContext,
 } from "../mod.ts";
 import { type Clock, installClock } from "./helpers.ts";
-import { PROPERTY_RUNS, RunControl, runLifecycle, violationLog } from "./model.ts";
+import {
+  type AbortMode,
+  abortSignalFor,
+  assertAddAllRejection,
+  assertRefusal,
+  lifecycleArbs,
+  type LifecycleScenario,
+  PROPERTY_RUNS,
+  RunControl,
+  runLifecycle,
+  violationLog,
+} from "./model.ts";
 
 // -------------------------------------------------------------------- model
 
@@ -56,23 +66,20 @@ export interface KeyedItem extends KeyedItemSpec {
   readonly id: number;
 }
 
-/** "before": the signal is aborted before the call; "later": the scheduler aborts it. */
-export type KeyedAbortMode = "none" | "before" | "later";
-
 /** One step of a producer. */
 export type KeyedOp =
-  | { readonly kind: "add"; readonly item: KeyedItemSpec; readonly abort: KeyedAbortMode }
+  | { readonly kind: "add"; readonly item: KeyedItemSpec; readonly abort: AbortMode }
   | { readonly kind: "tryAdd"; readonly item: KeyedItemSpec }
   | {
     readonly kind: "addAll";
     readonly items: readonly KeyedItemSpec[];
-    readonly abort: KeyedAbortMode;
+    readonly abort: AbortMode;
     readonly generator: boolean;
   }
   | { readonly kind: "flush" };
 
 /** A random config and workload. */
-export interface KeyedScenario {
+export interface KeyedScenario extends LifecycleScenario<KeyedOp> {
   readonly capacity: number;
   readonly chanSize: number | undefined;
   readonly maxConcurrentFlushes: number;
@@ -91,13 +98,6 @@ export interface KeyedScenario {
   readonly withOnFlushError: boolean;
   readonly withWaitUntil: boolean;
   readonly outcomes: readonly KeyedFlushOutcome[];
-  readonly runStart: "now" | "scheduled";
-  readonly ending: "close" | "dispose";
-  /** Closes after this many scheduled steps, or once every producer is done. */
-  readonly closeAfterSteps: number | undefined;
-  readonly abortRunSignal: boolean;
-  readonly producers: readonly (readonly KeyedOp[])[];
-  readonly ticks: readonly number[];
 }
 
 /** Knobs for the scenario generator, so each property can aim somewhere. */
@@ -112,7 +112,7 @@ export interface KeyedScenarioShape {
   readonly outcomes?: fc.Arbitrary<KeyedFlushOutcome>;
 }
 
-const abortModeArb: fc.Arbitrary<KeyedAbortMode> = fc.constantFrom<KeyedAbortMode>(
+const abortModeArb: fc.Arbitrary<AbortMode> = fc.constantFrom<AbortMode>(
   "none",
   "none",
   "before",
@@ -231,15 +231,7 @@ export function keyedScenarioArb(shape: KeyedScenarioShape = {}): fc.Arbitrary<K
       withOnFlushError: fc.boolean(),
       withWaitUntil: fc.boolean(),
       outcomes: fc.array(shape.outcomes ?? keyedOutcomeArb, { minLength: 1, maxLength: 6 }),
-      runStart: fc.constantFrom("now" as const, "now" as const, "scheduled" as const),
-      ending: fc.constantFrom("close" as const, "dispose" as const),
-      closeAfterSteps: fc.option(fc.integer({ min: 1, max: 16 }), { nil: undefined }),
-      abortRunSignal: fc.boolean(),
-      producers: fc.array(fc.array(ops, { maxLength: shape.maxOps ?? 10, size: "medium" }), {
-        minLength: 1,
-        maxLength: shape.maxProducers ?? 4,
-      }),
-      ticks: fc.array(fc.integer({ min: 0, max: 60 }), { maxLength: 4 }),
+      ...lifecycleArbs(ops, shape),
     });
   });
 }
@@ -616,29 +608,14 @@ async function runUnderClock(
     return waits;
   };
 
-  const signalFor = (mode: KeyedAbortMode, label: string) => {
-    if (mode === "none") return { signal: undefined, reason: undefined };
-    const controller = new AbortController();
-    const reason = new Error(`abort ${label}`);
-    if (mode === "before") controller.abort(reason);
-    else s.schedule(Promise.resolve(), `abort ${label}`).then(() => controller.abort(reason));
-    return { signal: controller.signal, reason };
-  };
+  const signalFor = (mode: AbortMode, label: string) => abortSignalFor(s, mode, label);
 
   const expectRefusal = (
     error: unknown,
     item: KeyedItem,
     reason: unknown,
     closedBefore: boolean,
-  ) => {
-    if (error instanceof BufferClosedError) {
-      assert.ok(control.closeCalled, "BufferClosedError before close()");
-      assert.equal(error.item, item, "BufferClosedError carries another item");
-    } else {
-      assert.ok(reason !== undefined && error === reason, `add rejected with ${error}`);
-      assert.ok(!closedBefore, "abort reason instead of BufferClosedError after close()");
-    }
-  };
+  ) => void assertRefusal(error, item, reason, closedBefore, control.closeCalled);
 
   async function runOp(op: KeyedOp): Promise<void> {
     const calledAt = seq++;
@@ -696,14 +673,7 @@ async function runUnderClock(
           await buffer.addAll(iterable, signal === undefined ? undefined : { signal });
           for (const item of items) accept(item, calledAt, group);
         } catch (error) {
-          assert.ok(error instanceof AddAllError, `addAll rejected with ${error}`);
-          const n = error.accepted;
-          assert.ok(Number.isInteger(n) && n >= 0 && n < items.length, `accepted ${n}`);
-          const cause = error.cause;
-          if (cause instanceof BufferClosedError) {
-            assert.ok(control.closeCalled, "BufferClosedError before close()");
-            assert.equal(cause.item, items[n], "BufferClosedError carries another item");
-          } else assert.ok(reason !== undefined && cause === reason, `addAll cause ${cause}`);
+          const n = assertAddAllRejection(error, items, reason, control.closeCalled);
           for (const item of items.slice(0, n)) accept(item, calledAt, group);
           for (const item of items.slice(n)) refuse(item);
         }

@@ -72,8 +72,52 @@ export type Op =
   }
   | { readonly kind: "flush" };
 
+/**
+ * What every model's scenario lays out on the scheduler, besides its config:
+ * see {@linkcode scheduleClose}, {@linkcode scheduleProducers} and
+ * {@linkcode runLifecycle}.
+ */
+export interface ScheduledScenario<O> {
+  readonly ending: "close" | "dispose";
+  /**
+   * Closes after this many scheduled steps of its own (each released at a
+   * random point, so larger numbers close later), or, when undefined, once
+   * every producer is done.
+   */
+  readonly closeAfterSteps: number | undefined;
+  /** Aborts the run signal at a random point (flushes "untilAbort" then reject). */
+  readonly abortRunSignal: boolean;
+  readonly producers: readonly (readonly O[])[];
+  /** Fake-clock advances, each at a random point. */
+  readonly ticks: readonly number[];
+}
+
+/** A {@linkcode ScheduledScenario} that also picks when run() starts. */
+export interface LifecycleScenario<O> extends ScheduledScenario<O> {
+  /** "now": run() before the producers start; "scheduled": at a random point. */
+  readonly runStart: "now" | "scheduled";
+}
+
+/** Random {@linkcode LifecycleScenario} fields, to spread last into a scenario's fc.record. */
+export function lifecycleArbs<O>(
+  ops: fc.Arbitrary<O>,
+  shape: { readonly maxOps?: number; readonly maxProducers?: number },
+): { [K in keyof LifecycleScenario<O>]: fc.Arbitrary<LifecycleScenario<O>[K]> } {
+  return {
+    runStart: fc.constantFrom("now" as const, "now" as const, "scheduled" as const),
+    ending: fc.constantFrom("close" as const, "dispose" as const),
+    closeAfterSteps: fc.option(fc.integer({ min: 1, max: 16 }), { nil: undefined }),
+    abortRunSignal: fc.boolean(),
+    producers: fc.array(fc.array(ops, { maxLength: shape.maxOps ?? 10, size: "medium" }), {
+      minLength: 1,
+      maxLength: shape.maxProducers ?? 4,
+    }),
+    ticks: fc.array(fc.integer({ min: 0, max: 60 }), { maxLength: 4 }),
+  };
+}
+
 /** A random config and workload. */
-export interface Scenario {
+export interface Scenario extends LifecycleScenario<Op> {
   readonly capacity: number;
   readonly chanSize: number | undefined;
   readonly maxConcurrentFlushes: number;
@@ -84,20 +128,6 @@ export interface Scenario {
   readonly withOnFlushError: boolean;
   readonly withWaitUntil: boolean;
   readonly outcomes: readonly FlushOutcome[];
-  /** "now": run() before the producers start; "scheduled": at a random point. */
-  readonly runStart: "now" | "scheduled";
-  readonly ending: "close" | "dispose";
-  /**
-   * Closes after this many scheduled steps of its own (each released at a
-   * random point, so larger numbers close later), or, when undefined, once
-   * every producer is done.
-   */
-  readonly closeAfterSteps: number | undefined;
-  /** Aborts the run signal at a random point (flushes "untilAbort" then reject). */
-  readonly abortRunSignal: boolean;
-  readonly producers: readonly (readonly Op[])[];
-  /** Fake-clock advances, each at a random point. */
-  readonly ticks: readonly number[];
 }
 
 /** Knobs for the scenario generator, so each property can aim somewhere. */
@@ -196,15 +226,7 @@ export function scenarioArb(shape: ScenarioShape = {}): fc.Arbitrary<Scenario> {
       withOnFlushError: fc.boolean(),
       withWaitUntil: fc.boolean(),
       outcomes: fc.array(shape.outcomes ?? anyOutcomeArb, { minLength: 1, maxLength: 6 }),
-      runStart: fc.constantFrom("now" as const, "now" as const, "scheduled" as const),
-      ending: fc.constantFrom("close" as const, "dispose" as const),
-      closeAfterSteps: fc.option(fc.integer({ min: 1, max: 16 }), { nil: undefined }),
-      abortRunSignal: fc.boolean(),
-      producers: fc.array(fc.array(ops, { maxLength: shape.maxOps ?? 10, size: "medium" }), {
-        minLength: 1,
-        maxLength: shape.maxProducers ?? 4,
-      }),
-      ticks: fc.array(fc.integer({ min: 0, max: 60 }), { maxLength: 4 }),
+      ...lifecycleArbs(ops, shape),
     });
   });
 }
@@ -458,26 +480,12 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
     refused.add(item.id);
   };
 
-  /** A signal for the op, and the reason it aborts with (if it does). */
-  const signalFor = (mode: AbortMode, label: string) => {
-    if (mode === "none") return { signal: undefined, reason: undefined };
-    const controller = new AbortController();
-    const reason = new Error(`abort ${label}`);
-    if (mode === "before") controller.abort(reason);
-    else s.schedule(Promise.resolve(), `abort ${label}`).then(() => controller.abort(reason));
-    return { signal: controller.signal, reason };
-  };
+  const signalFor = (mode: AbortMode, label: string) => abortSignalFor(s, mode, label);
 
   const expectRefusal = (error: unknown, item: Item, reason: unknown, closedBefore: boolean) => {
-    if (error instanceof BufferClosedError) {
-      coverage.refusedByClose++;
-      assert.ok(control.closeCalled, "BufferClosedError before close()");
-      assert.equal(error.item, item, "BufferClosedError carries another item");
-    } else {
-      coverage.refusedByAbort++;
-      assert.ok(reason !== undefined && error === reason, `add rejected with ${error}`);
-      assert.ok(!closedBefore, "abort reason instead of BufferClosedError after close()");
-    }
+    const why = assertRefusal(error, item, reason, closedBefore, control.closeCalled);
+    if (why === "closed") coverage.refusedByClose++;
+    else coverage.refusedByAbort++;
   };
 
   async function runOp(op: Op): Promise<void> {
@@ -536,15 +544,10 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
           assert.equal(throwAt, undefined, "addAll resolved although the iterable threw");
           for (const item of items) accept(item, calledAt, group);
         } catch (error) {
-          assert.ok(error instanceof AddAllError, `addAll rejected with ${error}`);
-          const n = error.accepted;
-          assert.ok(Number.isInteger(n) && n >= 0 && n < items.length, `accepted ${n}`);
-          const cause = error.cause;
-          if (cause === iteratorError) assert.equal(n, throwAt, "accepted != items before throw");
-          else if (cause instanceof BufferClosedError) {
-            assert.ok(control.closeCalled, "BufferClosedError before close()");
-            assert.equal(cause.item, items[n], "BufferClosedError carries another item");
-          } else assert.ok(reason !== undefined && cause === reason, `addAll cause ${cause}`);
+          const n = assertAddAllRejection(error, items, reason, control.closeCalled, {
+            error: iteratorError,
+            throwAt,
+          });
           for (const item of items.slice(0, n)) accept(item, calledAt, group);
           for (const item of items.slice(n)) refuse(item);
         }
@@ -754,6 +757,67 @@ export function scheduleProducers<O extends { readonly kind: string }>(
   });
 }
 
+/** A signal for an op, and the reason it aborts with (if it does). */
+export function abortSignalFor(
+  s: fc.Scheduler,
+  mode: AbortMode,
+  label: string,
+): { signal: AbortSignal | undefined; reason: Error | undefined } {
+  if (mode === "none") return { signal: undefined, reason: undefined };
+  const controller = new AbortController();
+  const reason = new Error(`abort ${label}`);
+  if (mode === "before") controller.abort(reason);
+  else s.schedule(Promise.resolve(), `abort ${label}`).then(() => controller.abort(reason));
+  return { signal: controller.signal, reason };
+}
+
+/**
+ * Checks why add() refused `item`: a BufferClosedError for it after close(),
+ * or else its own signal's `reason` while the buffer was open.
+ */
+export function assertRefusal(
+  error: unknown,
+  item: unknown,
+  reason: unknown,
+  closedBefore: boolean,
+  closeCalled: boolean,
+): "closed" | "aborted" {
+  if (error instanceof BufferClosedError) {
+    assert.ok(closeCalled, "BufferClosedError before close()");
+    assert.equal(error.item, item, "BufferClosedError carries another item");
+    return "closed";
+  }
+  assert.ok(reason !== undefined && error === reason, `add rejected with ${error}`);
+  assert.ok(!closedBefore, "abort reason instead of BufferClosedError after close()");
+  return "aborted";
+}
+
+/**
+ * Checks addAll()'s rejection of `items`: an AddAllError that queued fewer
+ * than all of them, caused by the iterable's own throw (at `throwAt`), a
+ * BufferClosedError for the first item not queued, or the signal's `reason`.
+ * Returns how many it queued.
+ */
+export function assertAddAllRejection(
+  error: unknown,
+  items: readonly unknown[],
+  reason: unknown,
+  closeCalled: boolean,
+  iterator?: { readonly error: unknown; readonly throwAt: number | undefined },
+): number {
+  assert.ok(error instanceof AddAllError, `addAll rejected with ${error}`);
+  const n = error.accepted;
+  assert.ok(Number.isInteger(n) && n >= 0 && n < items.length, `accepted ${n}`);
+  const cause = error.cause;
+  if (iterator !== undefined && cause === iterator.error) {
+    assert.equal(n, iterator.throwAt, "accepted != items before throw");
+  } else if (cause instanceof BufferClosedError) {
+    assert.ok(closeCalled, "BufferClosedError before close()");
+    assert.equal(cause.item, items[n], "BufferClosedError carries another item");
+  } else assert.ok(reason !== undefined && cause === reason, `addAll cause ${cause}`);
+  return n;
+}
+
 /** How {@linkcode driveToEnd} steps a scenario and what it checks between steps. */
 export interface DriveHooks {
   readonly s: fc.Scheduler;
@@ -815,18 +879,6 @@ export async function driveToEnd(work: Promise<void>, hooks: DriveHooks): Promis
   await done;
   hooks.throwViolation();
   if (failure !== undefined) throw failure;
-}
-
-/** The part of a scenario that says when run() starts, how it ends and what else is scheduled. */
-export interface LifecycleScenario<O> {
-  /** "now": run() before the producers start; "scheduled": at a random point. */
-  readonly runStart: "now" | "scheduled";
-  readonly ending: "close" | "dispose";
-  readonly closeAfterSteps: number | undefined;
-  readonly abortRunSignal: boolean;
-  readonly producers: readonly (readonly O[])[];
-  /** Fake-clock advances, each at a random point. */
-  readonly ticks: readonly number[];
 }
 
 /**
