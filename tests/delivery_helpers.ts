@@ -90,6 +90,12 @@ export function fail(message: string, retryAfter?: number): never {
   throw new BackendError(message, retryAfter);
 }
 
+/** A {@linkcode recordTries} answer: each batch's first try fails with "once", the next succeeds. */
+export function failFirstTry(_batch: unknown[], attempt: Try<unknown>): undefined {
+  if (attempt.attempt === 1) fail("once");
+  return undefined;
+}
+
 // ---------------------------------------------------------------------- stats
 
 /** The items the stats say are somewhere. */

@@ -27,7 +27,9 @@ import { type Clock, installClock, track } from "./helpers.ts";
 import {
   type AbortMode,
   abortSignalFor,
+  checkScheduled,
   driveToEnd,
+  type NamedProperty,
   PROPERTY_RUNS,
   scheduleClose,
   type ScheduledScenario,
@@ -759,11 +761,8 @@ function checkLastError(error: unknown, last: TryRecord): void {
   assert.ok(matches || (tie && timeoutError), `onFlushError got ${error}, not the last error`);
 }
 
-/** One named property over scenarios of one shape. */
-export interface DeliveryProperty {
-  readonly name: string;
-  readonly arbitrary: fc.Arbitrary<DeliveryScenario>;
-}
+/** A property of the delivery scenarios. */
+export type DeliveryProperty = NamedProperty<DeliveryScenario>;
 
 /** The properties tests/delivery_property.test.ts runs. */
 export const DELIVERY_PROPERTIES: readonly DeliveryProperty[] = [
@@ -809,12 +808,5 @@ export async function checkDeliveryProperty(
   numRuns: number = PROPERTY_RUNS,
   seed?: number,
 ): Promise<void> {
-  await fc.assert(
-    fc.asyncProperty(
-      fc.scheduler(),
-      property.arbitrary,
-      (s, scenario) => runDeliveryScenario(s, scenario),
-    ),
-    seed === undefined ? { numRuns } : { numRuns, seed },
-  );
+  await checkScheduled(property, runDeliveryScenario, numRuns, seed);
 }

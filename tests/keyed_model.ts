@@ -15,14 +15,20 @@ import {
   BufferClosedError,
   type FlushContext,
 } from "../mod.ts";
-import { type Clock, installClock } from "./helpers.ts";
+import { type Clock, installClock, track } from "./helpers.ts";
 import {
   type AbortMode,
   abortSignalFor,
+  type Acceptance,
   assertAddAllRejection,
+  assertQuietAfterRun,
   assertRefusal,
+  assertStatsBounds,
+  assertStreamOrder,
+  checkScheduled,
   lifecycleArbs,
   type LifecycleScenario,
+  type NamedProperty,
   PROPERTY_RUNS,
   RunControl,
   runLifecycle,
@@ -261,16 +267,6 @@ function sameKey(a: unknown, b: unknown): boolean {
   return a === b || (a !== a && b !== b);
 }
 
-/** When an item was handed to the buffer and when its acceptance was seen. */
-interface Acceptance {
-  readonly calledAt: number;
-  readonly seenAt: number;
-  /** Items of one addAll share a group and keep their order. */
-  readonly group: number;
-  /** The add had to wait in line (channel full or byte bound reached): no later call passes it. */
-  readonly queued: boolean;
-}
-
 /** Runs one scenario under the scheduler; throws an AssertionError on the first violation. */
 export async function runKeyedScenario(s: fc.Scheduler, scenario: KeyedScenario): Promise<void> {
   const clock = installClock();
@@ -340,7 +336,7 @@ async function runUnderClock(
   let rejecting: number | undefined;
   const reportedBatches = new Set<unknown[]>();
   let wrappedReports = 0;
-  const waitUntilStates: { settled: boolean; fulfilled: boolean }[] = [];
+  const waitUntilStates: ReturnType<typeof track>[] = [];
   let manualFlushCalls = 0;
   /** add() and addAll() calls that have not settled yet. */
   let unsettledAdds = 0;
@@ -529,12 +525,7 @@ async function runUnderClock(
   }
   if (scenario.withWaitUntil) {
     config.waitUntil = (promise) => {
-      const state = { settled: false, fulfilled: false };
-      waitUntilStates.push(state);
-      promise.then(
-        () => Object.assign(state, { settled: true, fulfilled: true }),
-        () => Object.assign(state, { settled: true }),
-      );
+      waitUntilStates.push(track(promise));
     };
   }
 
@@ -548,17 +539,11 @@ async function runUnderClock(
    */
   function checkStats(where: string): void {
     const st = buffer.stats();
-    assert.equal(
-      st.added,
-      st.rejected + st.flushedItems + st.failedItems + st.inFlightItems + st.itemsInChannel +
-        st.itemsInBatch,
-      `stats invariant broken ${where}: ${JSON.stringify(st)}`,
-    );
-    assert.ok(st.itemsInChannel <= chanSize, `${st.itemsInChannel} items in channel > ${chanSize}`);
-    assert.equal(buffer.itemsInChannel, st.itemsInChannel);
-    assert.ok(st.flushesInFlight <= maxFlushes, `${st.flushesInFlight} flushes in flight`);
-    assert.ok(st.added >= accepted.size, `stats.added ${st.added} < ${accepted.size} seen`);
-    assert.ok(st.inFlightItems >= 0 && st.flushesInFlight >= 0, "negative in-flight count");
+    assertStatsBounds(st, buffer.itemsInChannel, where, {
+      chanSize,
+      maxFlushes,
+      accepted: accepted.size,
+    });
 
     assert.ok(Number.isSafeInteger(st.openBatches) && st.openBatches >= 0, `openBatches ${where}`);
     const openLimit = scenario.withKey ? scenario.maxOpenBatches ?? 1000 : 1;
@@ -751,7 +736,10 @@ async function runUnderClock(
   else assert.equal(wrappedReports, failedFlushes, "a failed flush was not reported");
   if (scenario.withWaitUntil) {
     assert.ok(waitUntilStates.length >= flushCalls, "waitUntil missed a flush");
-    assert.ok(waitUntilStates.every((w) => w.fulfilled), "a waitUntil promise did not fulfil");
+    assert.ok(
+      waitUntilStates.every((w) => w.settled && !w.rejected),
+      "a waitUntil promise did not fulfil",
+    );
   }
 
   // Order. If X's acceptance was seen before Y's add was called, or X waited
@@ -769,39 +757,17 @@ async function runUnderClock(
     ...byKey.values(),
     processed.filter((item) => rejectedIds.has(item.id) && !badSize(item)),
   ];
-  for (const stream of streams) {
-    const position = new Map(stream.map((item, index) => [item.id, index]));
-    for (const x of stream) {
-      const ax = accepted.get(x.id)!;
-      for (const y of stream) {
-        const ay = accepted.get(y.id)!;
-        const happensBefore = x.id !== y.id &&
-          (ax.seenAt < ay.calledAt || (ax.group === ay.group && x.id < y.id) ||
-            (ax.queued && ax.calledAt < ay.calledAt));
-        if (happensBefore) {
-          assert.ok(
-            position.get(x.id)! < position.get(y.id)!,
-            `item ${y.id} went out before item ${x.id} of the same key`,
-          );
-        }
-      }
-    }
-  }
+  assertStreamOrder(streams, accepted, " of the same key");
 
-  // After the run: the buffer refuses politely and stays quiet.
-  const late = makeItem({ key: 0, throwKey: false, size: 0, poison: false, split: false });
-  await assert.rejects(buffer.add(late), BufferClosedError);
-  assert.throws(() => buffer.tryAdd(late), BufferClosedError);
-  await buffer.flush();
-  await buffer[Symbol.asyncDispose]();
-  assert.equal(clock.countTimers(), 0, "a timer was left after dispose");
+  await assertQuietAfterRun(
+    buffer,
+    clock,
+    () => makeItem({ key: 0, throwKey: false, size: 0, poison: false, split: false }),
+  );
 }
 
-/** One named property over scenarios of one shape. */
-export interface KeyedProperty {
-  readonly name: string;
-  readonly arbitrary: fc.Arbitrary<KeyedScenario>;
-}
+/** A property of the keyed scenarios. */
+export type KeyedProperty = NamedProperty<KeyedScenario>;
 
 /** The properties tests/keyed_property.test.ts runs (tests/soak.ts may run them 100x). */
 export const KEYED_PROPERTIES: readonly KeyedProperty[] = [
@@ -838,12 +804,5 @@ export async function checkKeyedProperty(
   numRuns: number = PROPERTY_RUNS,
   seed?: number,
 ): Promise<void> {
-  await fc.assert(
-    fc.asyncProperty(
-      fc.scheduler(),
-      property.arbitrary,
-      (s, scenario) => runKeyedScenario(s, scenario),
-    ),
-    seed === undefined ? { numRuns } : { numRuns, seed },
-  );
+  await checkScheduled(property, runKeyedScenario, numRuns, seed);
 }

@@ -14,10 +14,11 @@ import {
   AddAllError,
   BatchBuffer,
   type BatchBufferConfig,
+  type BatchBufferStats,
   BufferClosedError,
   type FlushContext,
 } from "../mod.ts";
-import { type Clock, installClock } from "./helpers.ts";
+import { type Clock, installClock, track } from "./helpers.ts";
 import { Ledger } from "./ledger.ts";
 
 /** Runs per property in a normal test run; BATCHKIT_PROPERTY_RUNS overrides it. */
@@ -248,12 +249,15 @@ export const coverage = {
 };
 
 /** When an item was handed to the buffer and when its acceptance was seen. */
-interface Acceptance {
+export interface Acceptance {
   readonly calledAt: number;
   readonly seenAt: number;
   /** Items of one addAll share an acceptance and must keep their order. */
   readonly group: number;
-  /** The add found the channel full, so it waited in line: nothing called later may pass it. */
+  /**
+   * The add had to wait in line (the channel was full, or, with keys, the
+   * byte bound was reached): nothing called later may pass it.
+   */
   readonly queued: boolean;
 }
 
@@ -305,7 +309,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
   const flushErrors = new Set<unknown>();
   const reportedBatches = new Set<unknown[]>();
   let wrappedReports = 0;
-  const waitUntilStates: { settled: boolean; fulfilled: boolean }[] = [];
+  const waitUntilStates: ReturnType<typeof track>[] = [];
   let flushesNotHandedOver = 0;
   let keepAlives = 0;
   let manualFlushCalls = 0;
@@ -443,12 +447,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
       // call is the keep-alive of a batch that just opened.
       if (flushesNotHandedOver > 0) flushesNotHandedOver--;
       else keepAlives++;
-      const state = { settled: false, fulfilled: false };
-      waitUntilStates.push(state);
-      promise.then(
-        () => Object.assign(state, { settled: true, fulfilled: true }),
-        () => Object.assign(state, { settled: true }),
-      );
+      waitUntilStates.push(track(promise));
     };
   }
 
@@ -456,18 +455,12 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
 
   function checkStats(where: string): void {
     const st = buffer.stats();
-    assert.equal(
-      st.added,
-      st.rejected + st.flushedItems + st.failedItems + st.inFlightItems + st.itemsInChannel +
-        st.itemsInBatch,
-      `stats invariant broken ${where}: ${JSON.stringify(st)}`,
-    );
-    assert.ok(st.itemsInChannel <= chanSize, `${st.itemsInChannel} items in channel > ${chanSize}`);
-    assert.equal(buffer.itemsInChannel, st.itemsInChannel);
+    assertStatsBounds(st, buffer.itemsInChannel, where, {
+      chanSize,
+      maxFlushes,
+      accepted: accepted.size,
+    });
     assert.ok(st.itemsInBatch <= capacity, `batch holds ${st.itemsInBatch} > ${capacity}`);
-    assert.ok(st.flushesInFlight <= maxFlushes, `${st.flushesInFlight} flushes in flight`);
-    assert.ok(st.added >= accepted.size, `stats.added ${st.added} < ${accepted.size} seen`);
-    assert.ok(st.inFlightItems >= 0 && st.flushesInFlight >= 0, "negative in-flight count");
   }
 
   const accept = (item: Item, calledAt: number, group: number, queued = false) => {
@@ -606,7 +599,10 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
   if (scenario.withWaitUntil) {
     assert.equal(flushesNotHandedOver, 0, "waitUntil missed a flush");
     assert.equal(waitUntilStates.length, flushCalls + keepAlives);
-    assert.ok(waitUntilStates.every((w) => w.fulfilled), "a waitUntil promise did not fulfil");
+    assert.ok(
+      waitUntilStates.every((w) => w.settled && !w.rejected),
+      "a waitUntil promise did not fulfil",
+    );
   }
 
   // Order: if X's acceptance was seen before Y's add was called, or X waited
@@ -621,38 +617,19 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
     processed.filter((item) => rejectedIds.has(item.id) && !refusedSize(item)),
     processed.filter((item) => rejectedIds.has(item.id) && refusedSize(item)),
   ];
-  for (const stream of streams) {
-    const position = new Map(stream.map((item, index) => [item.id, index]));
-    for (const x of stream) {
-      const ax = accepted.get(x.id)!;
-      for (const y of stream) {
-        const ay = accepted.get(y.id)!;
-        const happensBefore = x.id !== y.id &&
-          (ax.seenAt < ay.calledAt || (ax.group === ay.group && x.id < y.id) ||
-            (ax.queued && ax.calledAt < ay.calledAt));
-        if (happensBefore) {
-          assert.ok(
-            position.get(x.id)! < position.get(y.id)!,
-            `item ${y.id} went out before item ${x.id}`,
-          );
-        }
-      }
-    }
-  }
+  assertStreamOrder(streams, accepted);
 
-  // After the run: the buffer refuses politely and stays quiet.
-  await assert.rejects(buffer.add(makeItem({ size: 0, poison: false })), BufferClosedError);
-  assert.throws(() => buffer.tryAdd(makeItem({ size: 0, poison: false })), BufferClosedError);
-  await buffer.flush();
-  await buffer[Symbol.asyncDispose]();
-  assert.equal(clock.countTimers(), 0, "a timer was left after dispose");
+  await assertQuietAfterRun(buffer, clock, () => makeItem({ size: 0, poison: false }));
 }
 
 /** One named property over scenarios of one shape. */
-export interface ScenarioProperty {
+export interface NamedProperty<S> {
   readonly name: string;
-  readonly arbitrary: fc.Arbitrary<Scenario>;
+  readonly arbitrary: fc.Arbitrary<S>;
 }
+
+/** A property of this model's scenarios. */
+export type ScenarioProperty = NamedProperty<Scenario>;
 
 /** The properties that tests/property*.test.ts run and tests/soak.ts runs 100x more. */
 export const PROPERTIES: readonly ScenarioProperty[] = [
@@ -689,8 +666,21 @@ export async function checkProperty(
   numRuns: number = PROPERTY_RUNS,
   seed?: number,
 ): Promise<void> {
+  await checkScheduled(property, runScenario, numRuns, seed);
+}
+
+/**
+ * Checks `property` with `numRuns` scenarios, each run by `run` under
+ * fast-check's scheduler; throws fast-check's report on failure.
+ */
+export async function checkScheduled<S>(
+  property: NamedProperty<S>,
+  run: (s: fc.Scheduler, scenario: S) => Promise<void>,
+  numRuns: number = PROPERTY_RUNS,
+  seed?: number,
+): Promise<void> {
   await fc.assert(
-    fc.asyncProperty(fc.scheduler(), property.arbitrary, (s, scenario) => runScenario(s, scenario)),
+    fc.asyncProperty(fc.scheduler(), property.arbitrary, (s, scenario) => run(s, scenario)),
     seed === undefined ? { numRuns } : { numRuns, seed },
   );
 }
@@ -816,6 +806,73 @@ export function assertAddAllRejection(
     assert.equal(cause.item, items[n], "BufferClosedError carries another item");
   } else assert.ok(reason !== undefined && cause === reason, `addAll cause ${cause}`);
   return n;
+}
+
+/**
+ * The stats() checks every model makes: the invariant, the channel and flight
+ * bounds, buffer.itemsInChannel agreeing, and no fewer adds than `accepted`.
+ */
+export function assertStatsBounds(
+  st: BatchBufferStats,
+  itemsInChannel: number,
+  where: string,
+  limits: { readonly chanSize: number; readonly maxFlushes: number; readonly accepted: number },
+): void {
+  assert.equal(
+    st.added,
+    st.rejected + st.flushedItems + st.failedItems + st.inFlightItems + st.itemsInChannel +
+      st.itemsInBatch,
+    `stats invariant broken ${where}: ${JSON.stringify(st)}`,
+  );
+  const { chanSize, maxFlushes, accepted } = limits;
+  assert.ok(st.itemsInChannel <= chanSize, `${st.itemsInChannel} items in channel > ${chanSize}`);
+  assert.equal(itemsInChannel, st.itemsInChannel);
+  assert.ok(st.flushesInFlight <= maxFlushes, `${st.flushesInFlight} flushes in flight`);
+  assert.ok(st.added >= accepted, `stats.added ${st.added} < ${accepted} seen`);
+  assert.ok(st.inFlightItems >= 0 && st.flushesInFlight >= 0, "negative in-flight count");
+}
+
+/**
+ * Checks order within each stream (items in the order they went out): if X's
+ * acceptance was seen before Y's add was called, X and Y came from one addAll
+ * in that order, or X waited in line before Y was called, X went out first.
+ */
+export function assertStreamOrder(
+  streams: readonly (readonly { readonly id: number }[])[],
+  accepted: ReadonlyMap<number, Acceptance>,
+  what = "",
+): void {
+  for (const stream of streams) {
+    const position = new Map(stream.map((item, index) => [item.id, index]));
+    for (const x of stream) {
+      const ax = accepted.get(x.id)!;
+      for (const y of stream) {
+        const ay = accepted.get(y.id)!;
+        const happensBefore = x.id !== y.id &&
+          (ax.seenAt < ay.calledAt || (ax.group === ay.group && x.id < y.id) ||
+            (ax.queued && ax.calledAt < ay.calledAt));
+        if (happensBefore) {
+          assert.ok(
+            position.get(x.id)! < position.get(y.id)!,
+            `item ${y.id} went out before item ${x.id}${what}`,
+          );
+        }
+      }
+    }
+  }
+}
+
+/** After the run: the buffer refuses `late()` items politely and stays quiet. */
+export async function assertQuietAfterRun<T>(
+  buffer: BatchBuffer<T>,
+  clock: Clock,
+  late: () => T,
+): Promise<void> {
+  await assert.rejects(buffer.add(late()), BufferClosedError);
+  assert.throws(() => buffer.tryAdd(late()), BufferClosedError);
+  await buffer.flush();
+  await buffer[Symbol.asyncDispose]();
+  assert.equal(clock.countTimers(), 0, "a timer was left after dispose");
 }
 
 /** How {@linkcode driveToEnd} steps a scenario and what it checks between steps. */

@@ -5,13 +5,18 @@ import assert from "node:assert/strict";
 import { BatchBuffer } from "../mod.ts";
 import { test } from "./harness.ts";
 import { track, withFakeClock } from "./helpers.ts";
-import { drive, EXACT, fail, recordFailures, recordTries } from "./delivery_helpers.ts";
+import {
+  drive,
+  EXACT,
+  fail,
+  failFirstTry,
+  recordFailures,
+  recordTries,
+} from "./delivery_helpers.ts";
 
 test("flush() resolves only once the retry of its batch has succeeded", () =>
   withFakeClock(async (clock) => {
-    const { tries, flush } = recordTries<number>((_batch, t) =>
-      t.attempt === 1 ? fail("once") : undefined
-    );
+    const { tries, flush } = recordTries<number>(failFirstTry);
     const buffer = new BatchBuffer<number>({ flushInterval: Infinity, retry: EXACT, flush });
     const running = buffer.run();
     await buffer.add(1);
@@ -52,10 +57,7 @@ test("flush() resolves only once the retries have ended in onFlushError", () =>
 
 test("flush() called while a batch backs off waits for that batch's retry", () =>
   withFakeClock(async (clock) => {
-    const { flush } = recordTries<number>((
-      _batch,
-      t,
-    ) => (t.attempt === 1 ? fail("once") : undefined));
+    const { flush } = recordTries<number>(failFirstTry);
     const buffer = new BatchBuffer<number>({ capacity: 1, retry: EXACT, flush });
     const running = buffer.run();
     await buffer.add(1); // full: fails, backs off
@@ -115,10 +117,7 @@ test("run() resolves only after every retry has ended", () =>
 
 test("dispose resolves only after every retry has ended", () =>
   withFakeClock(async (clock) => {
-    const { flush } = recordTries<number>((
-      _batch,
-      t,
-    ) => (t.attempt === 1 ? fail("once") : undefined));
+    const { flush } = recordTries<number>(failFirstTry);
     const buffer = new BatchBuffer<number>({ retry: EXACT, flush });
     void buffer.run();
     await buffer.add(1);
@@ -132,10 +131,7 @@ test("dispose resolves only after every retry has ended", () =>
 
 test("dispose without run() retries too, and resolves after the last try", () =>
   withFakeClock(async (clock) => {
-    const { tries, flush } = recordTries<number>((
-      _batch,
-      t,
-    ) => (t.attempt === 1 ? fail("once") : undefined));
+    const { tries, flush } = recordTries<number>(failFirstTry);
     const buffer = new BatchBuffer<number>({ retry: EXACT, flush });
     await buffer.add(1);
     const disposed = track(buffer[Symbol.asyncDispose]());

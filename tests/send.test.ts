@@ -12,6 +12,7 @@ import {
   drive,
   EXACT,
   fail,
+  failFirstTry,
   recordFailures,
   recordTries,
 } from "./delivery_helpers.ts";
@@ -36,10 +37,7 @@ test("send() resolves once a try carrying the item has succeeded, not when the i
 
 test("send() resolves only after the retry that delivered the item", () =>
   withFakeClock(async (clock) => {
-    const { flush } = recordTries<number>((
-      _batch,
-      t,
-    ) => (t.attempt === 1 ? fail("once") : undefined));
+    const { flush } = recordTries<number>(failFirstTry);
     const buffer = new BatchBuffer<number>({ capacity: 1, retry: EXACT, flush });
     const running = buffer.run();
     const sent = track(buffer.send(1));
@@ -270,10 +268,7 @@ test("send() rejects with a TypeError for a signal that is not an AbortSignal, l
 
 test("add() and send() mix in one buffer, with retries", () =>
   withFakeClock(async (clock) => {
-    const { tries, flush } = recordTries<number>((
-      _batch,
-      t,
-    ) => (t.attempt === 1 ? fail("once") : undefined));
+    const { tries, flush } = recordTries<number>(failFirstTry);
     const buffer = new BatchBuffer<number>({ capacity: 2, chanSize: 4, retry: EXACT, flush });
     const running = buffer.run();
     await buffer.add(1);
