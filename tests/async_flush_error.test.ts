@@ -3,25 +3,17 @@
 // flush(), dispose and the waitUntil promise wait for it; a rejection goes to
 // onError.
 import assert from "node:assert/strict";
+import { BatchBuffer, type BatchBufferConfig } from "../mod.ts";
 import { test } from "./harness.ts";
 import { deferred, track, withFakeClock } from "./helpers.ts";
-import {
-  assertInvariant,
-  type DeliveryBuffer,
-  deliveryBuffer,
-  type DeliveryConfig,
-  drive,
-  EXACT,
-  fail,
-  recordTries,
-} from "./delivery_helpers.ts";
+import { assertInvariant, drive, EXACT, fail, recordTries } from "./delivery_helpers.ts";
 
 /** A buffer whose flush always fails and whose onFlushError waits for `written`. */
-function deadLettering(config: Partial<DeliveryConfig<number>> = {}) {
+function deadLettering(config: Partial<BatchBufferConfig<number>> = {}) {
   const written = deferred();
   const deadLetters: number[][] = [];
   const { flush } = recordTries<number>(() => fail("backend down"));
-  const buffer: DeliveryBuffer<number> = deliveryBuffer<number>({
+  const buffer: BatchBuffer<number> = new BatchBuffer<number>({
     flushInterval: Infinity,
     flush,
     onFlushError: (_error, batch) => {

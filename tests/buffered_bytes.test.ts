@@ -1,9 +1,14 @@
 // A byte bound on everything buffered (issue 12, "3. A byte bound", points 1-3).
 import assert from "node:assert/strict";
-import { AddAllError, BufferClosedError } from "../mod.ts";
+import {
+  AddAllError,
+  BatchBuffer,
+  type BatchBufferConfig,
+  BufferClosedError,
+  type FlushReason,
+} from "../mod.ts";
 import { test } from "./harness.ts";
 import { type Deferred, deferred, settle, track } from "./helpers.ts";
-import { keyedBuffer, type KeyedConfig, type KeyedReason, keyedStats } from "./keyed_model.ts";
 
 interface Sized {
   readonly name: string;
@@ -19,14 +24,14 @@ function item(size: unknown, name = `i${nextName++}`): Sized {
 
 interface Call {
   readonly batch: Sized[];
-  readonly reason: KeyedReason;
+  readonly reason: FlushReason;
   readonly done: Deferred;
 }
 
 /** A flush whose calls stay in flight until the test resolves (or rejects) them. */
 function heldFlush() {
   const calls: Call[] = [];
-  const flush = (batch: Sized[], { reason }: { reason: KeyedReason }) => {
+  const flush = (batch: Sized[], { reason }: { reason: FlushReason }) => {
     const done = deferred();
     calls.push({ batch: [...batch], reason, done });
     return done.promise;
@@ -35,7 +40,7 @@ function heldFlush() {
 }
 
 /** A config measuring items by their `size`. */
-function sized(config: Omit<KeyedConfig<Sized>, "sizeOf">): KeyedConfig<Sized> {
+function sized(config: Omit<BatchBufferConfig<Sized>, "sizeOf">): BatchBufferConfig<Sized> {
   return { sizeOf: (entry) => entry.size as number, ...config };
 }
 
@@ -62,7 +67,7 @@ for (
 ) {
   test(`with ${label}, sizeOf measures each item once, when add, tryAdd or addAll admits it`, async () => {
     const measured = new Map<string, number>();
-    const buffer = keyedBuffer<Sized>({
+    const buffer = new BatchBuffer<Sized>({
       ...limits,
       capacity: 4,
       sizeOf: (entry) => {
@@ -79,7 +84,7 @@ for (
     assert.equal(measured.get("tried"), 1, "tryAdd() measured its item");
     void buffer.addAll([item(1, "all0"), item(2, "all1")]);
     assert.deepEqual([measured.get("all0"), measured.get("all1")], [1, 1], "addAll() measured");
-    assert.equal(keyedStats(buffer).bufferedBytes, 10);
+    assert.equal(buffer.stats().bufferedBytes, 10);
     const running = buffer.run();
     for (let i = 0; i < 10; i++) await buffer.add(item(i, `later${i}`));
     buffer.close();
@@ -91,8 +96,8 @@ for (
 
 test("bufferedBytes counts accepted items until each reaches its final outcome", async () => {
   const { calls, flush } = heldFlush();
-  const bytes = () => keyedStats(buffer).bufferedBytes;
-  const buffer = keyedBuffer<Sized>(sized({
+  const bytes = () => buffer.stats().bufferedBytes;
+  const buffer = new BatchBuffer<Sized>(sized({
     capacity: 2,
     maxConcurrentFlushes: 2,
     maxBufferedBytes: 100,
@@ -131,19 +136,19 @@ test("bufferedBytes counts accepted items until each reaches its final outcome",
 });
 
 test("without sizeOf, bufferedBytes stays 0", async () => {
-  const buffer = keyedBuffer<number>({ flush: () => {} });
+  const buffer = new BatchBuffer<number>({ flush: () => {} });
   await buffer.add(1);
   await buffer.add(2);
-  assert.equal(keyedStats(buffer).bufferedBytes, 0);
+  assert.equal(buffer.stats().bufferedBytes, 0);
   await buffer[Symbol.asyncDispose]();
-  assert.equal(keyedStats(buffer).bufferedBytes, 0);
+  assert.equal(buffer.stats().bufferedBytes, 0);
 });
 
 // ------------------------------------------------------------- 2. waiting for bytes
 
 test("add() waits while admitting its item would pass maxBufferedBytes, and tryAdd() returns false", async () => {
   const { calls, flush } = heldFlush();
-  const buffer = keyedBuffer<Sized>(sized({
+  const buffer = new BatchBuffer<Sized>(sized({
     capacity: 1,
     chanSize: 100,
     maxBufferedBytes: 10,
@@ -152,18 +157,18 @@ test("add() waits while admitting its item would pass maxBufferedBytes, and tryA
   const running = buffer.run();
   await buffer.add(item(6, "six")); // in flight
   await buffer.add(item(4, "four")); // full, waits for the one flight slot
-  assert.equal(keyedStats(buffer).bufferedBytes, 10);
+  assert.equal(buffer.stats().bufferedBytes, 10);
   const one = track(buffer.add(item(1, "one")));
   await settle();
   assert.equal(one.settled, false, "10 + 1 would pass 10");
   assert.equal(buffer.tryAdd(item(1)), false);
   assert.equal(buffer.tryAdd(item(0, "zero")), false, "never ahead of a waiting add");
-  assert.equal(keyedStats(buffer).added, 2);
-  assert.ok(keyedStats(buffer).bufferedBytes <= 10);
+  assert.equal(buffer.stats().added, 2);
+  assert.ok(buffer.stats().bufferedBytes <= 10);
   calls[0].done.resolve(); // six settles: 4 bytes left
   await settle();
   assert.equal(one.settled, true);
-  assert.equal(keyedStats(buffer).bufferedBytes, 5);
+  assert.equal(buffer.stats().bufferedBytes, 5);
   buffer.close();
   await releaseAll(calls, running);
   assert.deepEqual(calls.map((call) => names(call.batch)), [["six"], ["four"], ["one"]]);
@@ -171,7 +176,7 @@ test("add() waits while admitting its item would pass maxBufferedBytes, and tryA
 
 test("adds waiting for bytes and adds waiting for channel room share one FIFO line", async () => {
   const { calls, flush } = heldFlush();
-  const buffer = keyedBuffer<Sized>(sized({
+  const buffer = new BatchBuffer<Sized>(sized({
     capacity: 1,
     chanSize: 2,
     maxBufferedBytes: 10,
@@ -192,7 +197,7 @@ test("adds waiting for bytes and adds waiting for channel room share one FIFO li
   calls[1].done.resolve(); // second settles: w1 = 1 byte, 1 + 9 fits
   await settle();
   assert.deepEqual([w2.settled, w3.settled], [true, false], "w3 (1 byte) would not fit now");
-  assert.equal(keyedStats(buffer).bufferedBytes, 10);
+  assert.equal(buffer.stats().bufferedBytes, 10);
   calls[2].done.resolve(); // w1 settles
   await settle();
   assert.equal(w3.settled, true);
@@ -208,7 +213,7 @@ test("adds waiting for bytes and adds waiting for channel room share one FIFO li
 });
 
 test("an add waiting for bytes obeys its signal and leaves the line", async () => {
-  const buffer = keyedBuffer<Sized>(sized({ maxBufferedBytes: 10, flush: () => {} }));
+  const buffer = new BatchBuffer<Sized>(sized({ maxBufferedBytes: 10, flush: () => {} }));
   await buffer.add(item(8, "eight")); // run() not started: the 8 bytes stay
   const controller = new AbortController();
   const reason = new Error("gave up");
@@ -220,19 +225,19 @@ test("an add waiting for bytes obeys its signal and leaves the line", async () =
   await settle();
   assert.deepEqual([aborted.rejected, aborted.error], [true, reason]);
   assert.equal(behind.settled, true, "the add behind it fits and moves up");
-  assert.equal(keyedStats(buffer).bufferedBytes, 10);
+  assert.equal(buffer.stats().bufferedBytes, 10);
   await assert.rejects(
     buffer.add(item(0), { signal: AbortSignal.abort(reason) }),
     (error) => error === reason,
   );
   await buffer[Symbol.asyncDispose]();
-  assert.equal(keyedStats(buffer).added, 2);
-  assert.equal(keyedStats(buffer).flushedItems, 2, "eight and two, not five");
+  assert.equal(buffer.stats().added, 2);
+  assert.equal(buffer.stats().flushedItems, 2, "eight and two, not five");
 });
 
 test("close() rejects an add waiting for bytes with BufferClosedError carrying its item", async () => {
   const delivered: string[] = [];
-  const buffer = keyedBuffer<Sized>(sized({
+  const buffer = new BatchBuffer<Sized>(sized({
     maxBufferedBytes: 10,
     flush: (batch) => void delivered.push(...names(batch)),
   }));
@@ -252,13 +257,13 @@ test("close() rejects an add waiting for bytes with BufferClosedError carrying i
 });
 
 test("addAll() waits for bytes part-way and reports how many items it queued", async () => {
-  const buffer = keyedBuffer<Sized>(sized({ maxBufferedBytes: 10, flush: () => {} }));
+  const buffer = new BatchBuffer<Sized>(sized({ maxBufferedBytes: 10, flush: () => {} }));
   const controller = new AbortController();
   const items = [item(4), item(4), item(4), item(1)];
   const all = buffer.addAll(items, { signal: controller.signal });
   await settle();
-  assert.equal(keyedStats(buffer).added, 2, "the third 4 would pass 10");
-  assert.equal(keyedStats(buffer).bufferedBytes, 8);
+  assert.equal(buffer.stats().added, 2, "the third 4 would pass 10");
+  assert.equal(buffer.stats().bufferedBytes, 8);
   controller.abort(new Error("stop"));
   await assert.rejects(all, (error) => error instanceof AddAllError && error.accepted === 2);
   await buffer[Symbol.asyncDispose]();
@@ -270,7 +275,7 @@ test("an item of invalid size or over maxItemBytes goes to onReject without wait
   const rejected: string[] = [];
   const errors: unknown[] = [];
   const boom = new Error("cannot measure");
-  const buffer = keyedBuffer<Sized>({
+  const buffer = new BatchBuffer<Sized>({
     maxBufferedBytes: 10,
     sizeOf: (entry) => {
       if (entry.size === "throws") throw boom;
@@ -292,7 +297,7 @@ test("an item of invalid size or over maxItemBytes goes to onReject without wait
   assert.deepEqual(rejected, [...invalid.map((entry) => entry.name), "over", "triedBad"]);
   assert.deepEqual(errors, [boom]);
   assert.equal(waiting.settled, false);
-  const stats = keyedStats(buffer);
+  const stats = buffer.stats();
   assert.deepEqual([stats.added, stats.rejected, stats.bufferedBytes], [10, 9, 10]);
   buffer.close();
   await buffer.run();
@@ -300,7 +305,7 @@ test("an item of invalid size or over maxItemBytes goes to onReject without wait
 });
 
 test("maxItemBytes defaults to the smaller of maxBatchBytes and maxBufferedBytes", async () => {
-  const cases: { limits: KeyedConfig<Sized>["maxBatchBytes"][]; largest: number }[] = [
+  const cases: { limits: BatchBufferConfig<Sized>["maxBatchBytes"][]; largest: number }[] = [
     { limits: [undefined, 10], largest: 10 },
     { limits: [5, 10], largest: 5 },
     { limits: [20, 10], largest: 10 },
@@ -314,7 +319,7 @@ test("maxItemBytes defaults to the smaller of maxBatchBytes and maxBufferedBytes
       flush: (batch) => void delivered.push(...batch.map((entry) => entry.size)),
     });
     if (maxBatchBytes !== undefined) config.maxBatchBytes = maxBatchBytes;
-    const buffer = keyedBuffer<Sized>(config);
+    const buffer = new BatchBuffer<Sized>(config);
     const running = buffer.run();
     await buffer.add(item(largest));
     await buffer.add(item(largest + 1));
@@ -328,19 +333,19 @@ test("maxItemBytes defaults to the smaller of maxBatchBytes and maxBufferedBytes
 
 test("maxItemBytes above maxBufferedBytes is a RangeError naming both", () => {
   assert.throws(
-    () => keyedBuffer(sized({ maxBufferedBytes: 10, maxItemBytes: 11, flush: () => {} })),
+    () => new BatchBuffer(sized({ maxBufferedBytes: 10, maxItemBytes: 11, flush: () => {} })),
     (error: unknown) =>
       error instanceof RangeError && /maxItemBytes/.test(error.message) &&
       /maxBufferedBytes/.test(error.message),
   );
   // Equal is fine, and so is a maxBatchBytes above maxBufferedBytes.
-  keyedBuffer(sized({ maxBufferedBytes: 10, maxItemBytes: 10, flush: () => {} }));
-  keyedBuffer(sized({ maxBufferedBytes: 10, maxBatchBytes: 20, flush: () => {} }));
+  new BatchBuffer(sized({ maxBufferedBytes: 10, maxItemBytes: 10, flush: () => {} }));
+  new BatchBuffer(sized({ maxBufferedBytes: 10, maxBatchBytes: 20, flush: () => {} }));
 });
 
 test("maxBufferedBytes needs sizeOf: a TypeError naming sizeOf", () => {
   assert.throws(
-    () => keyedBuffer<Sized>({ maxBufferedBytes: 10, flush: () => {} }),
+    () => new BatchBuffer<Sized>({ maxBufferedBytes: 10, flush: () => {} }),
     (error: unknown) => error instanceof TypeError && /sizeOf/.test(error.message),
   );
 });
@@ -348,11 +353,12 @@ test("maxBufferedBytes needs sizeOf: a TypeError naming sizeOf", () => {
 test("maxBufferedBytes must be a positive number", () => {
   for (const maxBufferedBytes of [0, -1, NaN, "10", null]) {
     assert.throws(
-      () => keyedBuffer(sized({ maxBufferedBytes: maxBufferedBytes as number, flush: () => {} })),
+      () =>
+        new BatchBuffer(sized({ maxBufferedBytes: maxBufferedBytes as number, flush: () => {} })),
       (error: unknown) => error instanceof RangeError && /maxBufferedBytes/.test(error.message),
       `maxBufferedBytes ${String(maxBufferedBytes)}`,
     );
   }
-  keyedBuffer(sized({ maxBufferedBytes: Infinity, flush: () => {} }));
-  keyedBuffer(sized({ maxBufferedBytes: 0.5, flush: () => {} }));
+  new BatchBuffer(sized({ maxBufferedBytes: Infinity, flush: () => {} }));
+  new BatchBuffer(sized({ maxBufferedBytes: 0.5, flush: () => {} }));
 });

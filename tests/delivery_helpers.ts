@@ -1,103 +1,20 @@
 // Helpers for the delivery tests (issue 13: retry, flushTimeout, FlushOutcome,
 // send, DeliveryError, parseRetryAfter, stats.retries). Not a test file itself.
-//
-// The tests were written before src/ had these names, so this module declares
-// the issue's API locally and reaches the new exports through the module
-// namespace. Once src/ exports them, replace the local declarations marked
-// "SHIM" with imports from ../mod.ts and drop the casts in deliveryBuffer().
 import assert from "node:assert/strict";
-import * as batchkit from "../mod.ts";
 import {
-  type AddOptions,
   BatchBuffer,
   type BatchBufferConfig,
   type BatchBufferStats,
-  type FlushContext,
+  DeliveryError,
+  type FlushFunc,
+  type FlushOutcome,
   type FlushReason,
+  type RetryOptions,
 } from "../mod.ts";
 import { type Clock, track } from "./helpers.ts";
 
-// ------------------------------------------------------------ the issue's API
-
-/** SHIM: `RetryOptions` from issue 13. */
-export interface RetryOptions {
-  attempts?: number;
-  initialDelay?: number;
-  maxDelay?: number;
-  multiplier?: number;
-  jitter?: boolean;
-  maxElapsed?: number;
-  retryable?: (error: unknown) => boolean;
-}
-
-/** SHIM: `FlushOutcome<T>` from issue 13. */
-export interface FlushOutcome<T> {
-  retry?: T[];
-  error?: unknown;
-  retryAfter?: number;
-}
-
-/** SHIM: `FlushContext` with issue 13's `attempt`. */
-export interface AttemptContext extends FlushContext {
-  readonly attempt: number;
-}
-
-/** SHIM: issue 13's `FlushFunc<T>`: void, an outcome, or any promise. */
-export type DeliveryFlush<T> = (
-  batch: T[],
-  context: AttemptContext,
-) => void | FlushOutcome<T> | Promise<unknown>;
-
-/** SHIM: `BatchBufferConfig<T>` with issue 13's fields. */
-export interface DeliveryConfig<T> extends Omit<BatchBufferConfig<T>, "flush" | "onFlushError"> {
-  flush: DeliveryFlush<T>;
-  onFlushError?: (error: unknown, batch: T[]) => void | Promise<unknown>;
-  retry?: RetryOptions;
-  flushTimeout?: number;
-}
-
-/** SHIM: `BatchBufferStats` with issue 13's `retries`. */
-export interface DeliveryStats extends BatchBufferStats {
-  readonly retries: number;
-}
-
-/** SHIM: `BatchBuffer<T>` with issue 13's `send()` and `stats().retries`. */
-export interface DeliveryBuffer<T> extends Omit<BatchBuffer<T>, "stats"> {
-  send(item: T, options?: AddOptions): Promise<void>;
-  stats(): DeliveryStats;
-}
-
-/** SHIM: the shape of issue 13's `DeliveryError`. */
-export interface DeliveryErrorShape extends Error {
-  readonly item: unknown;
-}
-
-const exports = batchkit as unknown as Record<string, unknown>;
-
-/** A buffer built from an issue-13 config (SHIM: the casts go once src/ has the types). */
-export function deliveryBuffer<T>(config: DeliveryConfig<T>): DeliveryBuffer<T> {
-  return new BatchBuffer<T>(config as unknown as BatchBufferConfig<T>) as unknown as DeliveryBuffer<
-    T
-  >;
-}
-
-/** SHIM: `parseRetryAfter` from ../mod.ts, failing clearly while it is not exported. */
-export function parseRetryAfter(value: string | null): number | undefined {
-  const parse = exports.parseRetryAfter;
-  assert.equal(typeof parse, "function", "mod.ts does not export parseRetryAfter yet");
-  return (parse as (value: string | null) => number | undefined)(value);
-}
-
-/** SHIM: the `DeliveryError` class from ../mod.ts, failing clearly while it is not exported. */
-export function deliveryErrorClass(): abstract new (...args: never[]) => DeliveryErrorShape {
-  const DeliveryError = exports.DeliveryError;
-  assert.equal(typeof DeliveryError, "function", "mod.ts does not export DeliveryError yet");
-  return DeliveryError as abstract new (...args: never[]) => DeliveryErrorShape;
-}
-
 /** Asserts that `error` is a DeliveryError for `item`; returns its cause. */
 export function assertDeliveryError(error: unknown, item: unknown): unknown {
-  const DeliveryError = deliveryErrorClass();
   assert.ok(error instanceof DeliveryError, `expected a DeliveryError, got ${error}`);
   assert.ok(error instanceof Error);
   assert.equal(error.name, "DeliveryError");
@@ -121,9 +38,9 @@ export interface Try<T> {
 /** A flush that records every try and answers with `respond` (any value a flush may return). */
 export function recordTries<T>(
   respond: (batch: T[], attempt: Try<T>, index: number) => unknown = () => undefined,
-): { tries: Try<T>[]; flush: DeliveryFlush<T> } {
+): { tries: Try<T>[]; flush: FlushFunc<T> } {
   const tries: Try<T>[] = [];
-  const flush: DeliveryFlush<T> = (batch, context) => {
+  const flush: FlushFunc<T> = (batch, context) => {
     const entry: Try<T> = {
       batch: [...batch],
       reason: context.reason,
@@ -171,6 +88,12 @@ export class BackendError extends Error {
 /** A throwing flush answer, for `recordTries`. */
 export function fail(message: string, retryAfter?: number): never {
   throw new BackendError(message, retryAfter);
+}
+
+/** A {@linkcode recordTries} answer: each batch's first try fails with "once", the next succeeds. */
+export function failFirstTry(_batch: unknown[], attempt: Try<unknown>): undefined {
+  if (attempt.attempt === 1) fail("once");
+  return undefined;
 }
 
 // ---------------------------------------------------------------------- stats
@@ -226,4 +149,22 @@ export async function drive(
   await clock.tickAsync(0);
   assert.ok(state.settled, `${what} did not settle; ${clock.countTimers()} timers pending`);
   await promise;
+}
+
+/**
+ * Builds a buffer from `config`, starts run(signal), adds `items` one by one,
+ * closes it and drives run() to the end; returns the buffer for its stats.
+ */
+export async function runThrough<T>(
+  clock: Clock,
+  config: BatchBufferConfig<T>,
+  items: Iterable<T>,
+  signal?: AbortSignal,
+): Promise<BatchBuffer<T>> {
+  const buffer = new BatchBuffer<T>(config);
+  const running = buffer.run(signal);
+  for (const item of items) await buffer.add(item);
+  buffer.close();
+  await drive(clock, running);
+  return buffer;
 }

@@ -15,18 +15,28 @@
 // late: the backend saw it, the buffer did not, so it may be tried again.
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { BufferClosedError } from "../mod.ts";
-import { type Clock, installClock, track } from "./helpers.ts";
-import { PROPERTY_RUNS } from "./model.ts";
 import {
-  accountedFor,
-  type DeliveryBuffer,
-  deliveryBuffer,
-  deliveryErrorClass,
-  type DeliveryFlush,
+  BatchBuffer,
+  BufferClosedError,
+  DeliveryError,
+  type FlushFunc,
   type FlushOutcome,
   type RetryOptions,
-} from "./delivery_helpers.ts";
+} from "../mod.ts";
+import { type Clock, installClock, track } from "./helpers.ts";
+import {
+  type AbortMode,
+  abortSignalFor,
+  checkScheduled,
+  driveToEnd,
+  type NamedProperty,
+  PROPERTY_RUNS,
+  scheduleClose,
+  type ScheduledScenario,
+  scheduleProducers,
+  violationLog,
+} from "./model.ts";
+import { accountedFor } from "./delivery_helpers.ts";
 
 /** When a try settles. */
 export type Timing =
@@ -64,9 +74,6 @@ export interface Item extends ItemSpec {
   readonly id: number;
 }
 
-/** "before": aborted before the call; "later": the scheduler aborts it. */
-export type AbortMode = "none" | "before" | "later";
-
 /** One step of a producer. */
 export type Op =
   | { readonly kind: "add"; readonly item: ItemSpec; readonly abort: AbortMode }
@@ -87,7 +94,7 @@ export interface RetrySpec {
 }
 
 /** A random config, backend and workload. */
-export interface DeliveryScenario {
+export interface DeliveryScenario extends ScheduledScenario<Op> {
   readonly capacity: number;
   readonly chanSize: number | undefined;
   readonly maxConcurrentFlushes: number;
@@ -97,12 +104,6 @@ export interface DeliveryScenario {
   readonly rejectPoison: boolean;
   readonly asyncOnFlushError: boolean;
   readonly behaviours: readonly Behaviour[];
-  readonly ending: "close" | "dispose";
-  /** Closes after this many scheduled steps, or once every producer is done. */
-  readonly closeAfterSteps: number | undefined;
-  readonly abortRunSignal: boolean;
-  readonly producers: readonly (readonly Op[])[];
-  readonly ticks: readonly number[];
 }
 
 /** Knobs for the generator. */
@@ -309,17 +310,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: DeliveryScenario, clock:
   const runController = new AbortController();
   const runAbortReason = new Error("run signal aborted by the scenario");
 
-  const violations: unknown[] = [];
-  const guard = (check: () => void) => {
-    try {
-      check();
-    } catch (error) {
-      violations.push(error);
-    }
-  };
-  const throwViolation = () => {
-    if (violations.length > 0) throw violations[0];
-  };
+  const { violations, guard, throwViolation } = violationLog();
 
   const checkStats = (where: string) => {
     const st = buffer.stats();
@@ -380,7 +371,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: DeliveryScenario, clock:
     }
   };
 
-  const flush: DeliveryFlush<Item> = (batchArray, context) => {
+  const flush: FlushFunc<Item> = (batchArray, context) => {
     const items = [...batchArray];
     // The array is the flush's to keep and change: the buffer must not reuse it.
     guard(() => assert.ok(!arraysSeen.has(batchArray), "a try got an array handed out before"));
@@ -485,7 +476,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: DeliveryScenario, clock:
     ...(retry.permanentStops ? { retryable: (e: unknown) => !(e instanceof PermanentError) } : {}),
   };
 
-  const buffer: DeliveryBuffer<Item> = deliveryBuffer<Item>({
+  const buffer: BatchBuffer<Item> = new BatchBuffer<Item>({
     capacity,
     chanSize: scenario.chanSize,
     maxConcurrentFlushes: maxFlushes,
@@ -522,14 +513,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: DeliveryScenario, clock:
     flush,
   });
 
-  const signalFor = (mode: AbortMode, label: string) => {
-    if (mode === "none") return undefined;
-    const reason = new Error(`abort ${label}`);
-    if (mode === "before") return { signal: AbortSignal.abort(reason), reason };
-    const controller = new AbortController();
-    s.schedule(Promise.resolve(), `abort ${label}`).then(() => controller.abort(reason));
-    return { signal: controller.signal, reason };
-  };
+  const signalFor = (mode: AbortMode, label: string) => abortSignalFor(s, mode, label);
 
   const refusal = (error: unknown, item: Item, reason: unknown) => {
     if (error instanceof BufferClosedError) {
@@ -543,12 +527,12 @@ async function runUnderClock(s: fc.Scheduler, scenario: DeliveryScenario, clock:
       case "add": {
         const item = makeItem(op.item);
         called.push(item);
-        const abort = signalFor(op.abort, `add #${item.id}`);
+        const { signal, reason } = signalFor(op.abort, `add #${item.id}`);
         try {
-          await buffer.add(item, abort === undefined ? undefined : { signal: abort.signal });
+          await buffer.add(item, signal === undefined ? undefined : { signal });
           acceptedByAdd.add(item);
         } catch (error) {
-          refusal(error, item, abort?.reason);
+          refusal(error, item, reason);
           refused.add(item);
         }
         break;
@@ -556,13 +540,13 @@ async function runUnderClock(s: fc.Scheduler, scenario: DeliveryScenario, clock:
       case "send": {
         const item = makeItem(op.item);
         called.push(item);
-        const abort = signalFor(op.abort, `send #${item.id}`);
+        const { signal, reason } = signalFor(op.abort, `send #${item.id}`);
         // Not awaited: send() settles on delivery, which may need the close.
         sends.set(
           item,
-          track(buffer.send(item, abort === undefined ? undefined : { signal: abort.signal })),
+          track(buffer.send(item, signal === undefined ? undefined : { signal })),
         );
-        sendAbortReasons.set(item, abort?.reason);
+        sendAbortReasons.set(item, reason);
         break;
       }
       case "tryAdd": {
@@ -598,12 +582,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: DeliveryScenario, clock:
   };
 
   const runPromise = buffer.run(runController.signal);
-  const closer = scenario.closeAfterSteps === undefined ? undefined : (async () => {
-    for (let i = scenario.closeAfterSteps!; i > 0; i--) {
-      await s.schedule(Promise.resolve(), `close in ${i}`);
-    }
-    end();
-  })();
+  const closer = scheduleClose(s, scenario.closeAfterSteps, end);
   const ticks = new Set<Promise<void>>();
   for (const ms of scenario.ticks) {
     // tickAsync, not tick: promise jobs run between timers, as they do for real
@@ -614,53 +593,34 @@ async function runUnderClock(s: fc.Scheduler, scenario: DeliveryScenario, clock:
     }).catch((error) => violations.push(error));
   }
   if (scenario.abortRunSignal) s.schedule(Promise.resolve(), "abort run").then(abortRun);
-  const producers = scenario.producers.map(async (ops, p) => {
-    for (const [i, op] of ops.entries()) {
-      await s.schedule(Promise.resolve(), `producer ${p} op ${i}: ${op.kind}`);
-      await runOp(op);
-    }
-  });
+  const producers = scheduleProducers(s, scenario.producers, runOp);
 
-  let finished = false;
-  let failure: unknown;
-  const done = (async () => {
-    await Promise.all(producers);
-    await closer;
-    end();
-    await runPromise;
-    assert.equal(pendingDeadLetters, 0, "run() resolved before onFlushError's promise settled");
-    await disposePromise;
-    assert.equal(pendingDeadLetters, 0, "dispose resolved before onFlushError's promise settled");
-  })().then(() => (finished = true), (error) => {
-    finished = true;
-    failure = error;
-  });
-
-  // Drive: scheduled steps first; then time; then the run signal; else deadlock.
-  while (!finished) {
-    if (ticks.size > 0) {
-      await Promise.all(ticks); // one clock operation at a time
-      continue;
-    }
-    if (s.count() > 0) {
-      await s.waitOne();
-      throwViolation();
-      checkStats("after a scheduled step");
-      continue;
-    }
-    for (let i = 0; i < 100 && !finished && s.count() === 0; i++) await Promise.resolve();
-    if (finished || s.count() > 0) continue;
-    if (clock.countTimers() > 0) {
-      clock.next();
-      checkStats(`after a timer at ${clock.now} ms`);
-    } else if (!runController.signal.aborted) abortRun();
-    else {
-      assert.fail(`deadlock: nothing scheduled, no timer; stats ${JSON.stringify(buffer.stats())}`);
-    }
-  }
-  await done;
-  throwViolation();
-  if (failure !== undefined) throw failure;
+  await driveToEnd(
+    (async () => {
+      await Promise.all(producers);
+      await closer;
+      end();
+      await runPromise;
+      assert.equal(pendingDeadLetters, 0, "run() resolved before onFlushError's promise settled");
+      await disposePromise;
+      assert.equal(pendingDeadLetters, 0, "dispose resolved before onFlushError's promise settled");
+    })(),
+    {
+      s,
+      clock,
+      // One clock operation at a time.
+      pending: () => (ticks.size > 0 ? Promise.all(ticks) : undefined),
+      afterStep: () => {
+        throwViolation();
+        checkStats("after a scheduled step");
+      },
+      afterTimer: () => checkStats(`after a timer at ${clock.now} ms`),
+      runAborted: () => runController.signal.aborted,
+      abortRun,
+      stats: () => buffer.stats(),
+      throwViolation,
+    },
+  );
   for (let i = 0; i < 5; i++) await Promise.resolve();
   throwViolation();
   assert.equal(clock.countTimers(), backendTimers, "a timer is left after run() resolved");
@@ -669,7 +629,6 @@ async function runUnderClock(s: fc.Scheduler, scenario: DeliveryScenario, clock:
   throwViolation();
 
   // Reconcile, item by item.
-  const DeliveryError = deliveryErrorClass();
   const delivered = new Set<Item>();
   for (const item of called) {
     const inTries = batchOf.has(item);
@@ -802,11 +761,8 @@ function checkLastError(error: unknown, last: TryRecord): void {
   assert.ok(matches || (tie && timeoutError), `onFlushError got ${error}, not the last error`);
 }
 
-/** One named property over scenarios of one shape. */
-export interface DeliveryProperty {
-  readonly name: string;
-  readonly arbitrary: fc.Arbitrary<DeliveryScenario>;
-}
+/** A property of the delivery scenarios. */
+export type DeliveryProperty = NamedProperty<DeliveryScenario>;
 
 /** The properties tests/delivery_property.test.ts runs. */
 export const DELIVERY_PROPERTIES: readonly DeliveryProperty[] = [
@@ -852,12 +808,5 @@ export async function checkDeliveryProperty(
   numRuns: number = PROPERTY_RUNS,
   seed?: number,
 ): Promise<void> {
-  await fc.assert(
-    fc.asyncProperty(
-      fc.scheduler(),
-      property.arbitrary,
-      (s, scenario) => runDeliveryScenario(s, scenario),
-    ),
-    seed === undefined ? { numRuns } : { numRuns, seed },
-  );
+  await checkScheduled(property, runDeliveryScenario, numRuns, seed);
 }

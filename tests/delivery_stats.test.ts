@@ -3,21 +3,21 @@
 // try after the first; items and batches are counted once, at their final
 // outcome.
 import assert from "node:assert/strict";
+import { BatchBuffer } from "../mod.ts";
 import { test } from "./harness.ts";
 import { prng, withFakeClock } from "./helpers.ts";
 import {
   assertInvariant,
-  type DeliveryBuffer,
-  deliveryBuffer,
   drive,
   EXACT,
   fail,
   guarded,
   recordTries,
+  runThrough,
 } from "./delivery_helpers.ts";
 
 test("stats() starts with retries at 0", async () => {
-  const buffer = deliveryBuffer<number>({ retry: EXACT, flush: () => {} });
+  const buffer = new BatchBuffer<number>({ retry: EXACT, flush: () => {} });
   assert.deepEqual(buffer.stats(), {
     added: 0,
     rejected: 0,
@@ -42,7 +42,7 @@ test("an item waiting to retry counts in inFlightItems, and its batch in flushes
       _batch,
       t,
     ) => (t.attempt < 3 ? fail("again") : undefined));
-    const buffer = deliveryBuffer<number>({ capacity: 3, retry: EXACT, flush });
+    const buffer = new BatchBuffer<number>({ capacity: 3, retry: EXACT, flush });
     const running = buffer.run();
     for (const item of [1, 2, 3]) await buffer.add(item);
     await clock.tickAsync(50);
@@ -72,7 +72,7 @@ test("after a partial outcome, the delivered items count as flushed at once and 
     const { flush } = recordTries<number>((batch, t) =>
       t.attempt === 1 ? { retry: batch.slice(3) } : undefined
     );
-    const buffer = deliveryBuffer<number>({ capacity: 5, retry: EXACT, flush });
+    const buffer = new BatchBuffer<number>({ capacity: 5, retry: EXACT, flush });
     const running = buffer.run();
     for (let item = 1; item <= 5; item++) await buffer.add(item);
     await clock.tickAsync(50);
@@ -98,11 +98,12 @@ test("retries counts every try after the first, over all batches", () =>
     const { tries, flush } = recordTries<number>((batch, t) =>
       t.attempt <= failuresOf.get(batch[0])! ? fail("again") : undefined
     );
-    const buffer = deliveryBuffer<number>({ capacity: 1, chanSize: 5, retry: EXACT, flush });
-    const running = buffer.run();
-    for (const item of [1, 2, 3]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    const buffer = await runThrough<number>(clock, {
+      capacity: 1,
+      chanSize: 5,
+      retry: EXACT,
+      flush,
+    }, [1, 2, 3]);
     assert.equal(tries.length, 6);
     assert.equal(buffer.stats().retries, 3);
   }));
@@ -115,7 +116,7 @@ test("flushes and failedFlushes count each batch once, at its final outcome", ()
       if (batch[0] === 5) return { retry: batch };
       if (batch[0] === 7) fail("never delivered");
     });
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 3,
       chanSize: 9,
       retry: { ...EXACT, attempts: 3 },
@@ -138,7 +139,7 @@ test("the invariant holds inside every try, every onFlushError and after every t
   withFakeClock(async (clock) => {
     const random = prng(2026);
     const violations: unknown[] = [];
-    const under: { buffer?: DeliveryBuffer<number> } = {};
+    const under: { buffer?: BatchBuffer<number> } = {};
     const check = (where: string) =>
       guarded(violations, () => assertInvariant(under.buffer!.stats(), where));
     const { tries, flush } = recordTries<number>((batch, t) => {
@@ -154,7 +155,7 @@ test("the invariant holds inside every try, every onFlushError and after every t
         return new Promise((resolve) => setTimeout(resolve, 1 + Math.floor(random() * 60)));
       }
     });
-    const buffer = under.buffer = deliveryBuffer<number>({
+    const buffer = under.buffer = new BatchBuffer<number>({
       capacity: 3,
       chanSize: 4,
       maxConcurrentFlushes: 2,

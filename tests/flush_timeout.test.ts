@@ -3,15 +3,16 @@
 // fails with a TimeoutError DOMException and frees its slot; its late result
 // is ignored and counted nowhere twice.
 import assert from "node:assert/strict";
+import { BatchBuffer } from "../mod.ts";
 import { test } from "./harness.ts";
 import { track, withFakeClock } from "./helpers.ts";
 import {
   assertInvariant,
-  deliveryBuffer,
   drive,
   EXACT,
   recordFailures,
   recordTries,
+  runThrough,
 } from "./delivery_helpers.ts";
 
 const hang = (): Promise<never> => new Promise<never>(() => {});
@@ -29,7 +30,7 @@ test("a try's context.signal aborts after flushTimeout ms, and the try fails wit
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>(hang);
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       flushInterval: Infinity,
       flushTimeout: 50,
       flush,
@@ -55,7 +56,7 @@ test("a try's context.signal aborts after flushTimeout ms, and the try fails wit
 test("a timed-out try frees its slot although its promise never settles", () =>
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>((batch) => (batch[0] === 1 ? hang() : undefined));
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 1,
       flushTimeout: 50,
       flush,
@@ -79,16 +80,12 @@ test("each try gets its own flushTimeout, and a timed-out try is retried after i
       _batch,
       t,
     ) => (t.attempt < 3 ? hang() : undefined));
-    const buffer = deliveryBuffer<number>({
+    const buffer = await runThrough<number>(clock, {
       flushInterval: Infinity,
       flushTimeout: 50,
       retry: EXACT,
       flush,
-    });
-    const running = buffer.run();
-    await buffer.add(1);
-    buffer.close();
-    await drive(clock, running);
+    }, [1]);
     // Try 1 times out at 50, waits 100; try 2 at 150 times out at 200, waits 200.
     assert.deepEqual(tries.map((t) => [t.attempt, t.at]), [[1, 0], [2, 150], [3, 400]]);
     assert.notEqual(tries[0].signal, tries[1].signal, "a fresh signal per try");
@@ -102,7 +99,7 @@ test("the late success of a timed-out try is ignored; the item is counted once, 
       t.attempt === 1 ? after(80, undefined) : undefined
     );
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       flushInterval: Infinity,
       flushTimeout: 50,
       retry: EXACT,
@@ -133,16 +130,12 @@ test("without retry, a timed-out try goes to onFlushError once and its late succ
     const reported: unknown[] = [];
     const { flush } = recordTries<number>(() => after(80, undefined));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = await runThrough<number>(clock, {
       flushTimeout: 50,
       flush,
       onFlushError,
       onError: (error) => void reported.push(error),
-    });
-    const running = buffer.run();
-    await buffer.add(1);
-    buffer.close();
-    await drive(clock, running);
+    }, [1]);
     await clock.tickAsync(100); // the late success, if run() resolved before it
     assert.equal(failures.length, 1);
     assertTimeoutError(failures[0].error);
@@ -167,7 +160,7 @@ for (const late of ["rejection", "outcome"] as const) {
           : after(80, { retry: batch, error: new Error("late partial failure") })
       );
       const { failures, onFlushError } = recordFailures<number>();
-      const buffer = deliveryBuffer<number>({
+      const buffer = new BatchBuffer<number>({
         capacity: 2,
         flushTimeout: 50,
         flush,
@@ -195,7 +188,7 @@ test("context.signal also aborts when the run signal aborts, with the run signal
       })
     );
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       flushInterval: Infinity,
       flushTimeout: 10_000,
       flush,
@@ -221,7 +214,11 @@ test("context.signal also aborts when the run signal aborts, with the run signal
 test("a try that settles in time clears its timeout", () =>
   withFakeClock(async (clock) => {
     const { flush } = recordTries<number>(() => after(10, undefined));
-    const buffer = deliveryBuffer<number>({ flushInterval: Infinity, flushTimeout: 60_000, flush });
+    const buffer = new BatchBuffer<number>({
+      flushInterval: Infinity,
+      flushTimeout: 60_000,
+      flush,
+    });
     const running = buffer.run();
     await buffer.add(1);
     const flushed = track(buffer.flush());
@@ -236,7 +233,7 @@ test("a try that settles in time clears its timeout", () =>
 test("a synchronous flush with flushTimeout leaves no timer", () =>
   withFakeClock(async (clock) => {
     const { flush } = recordTries<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 1,
       flushInterval: Infinity,
       flushTimeout: 1_000,
@@ -256,7 +253,7 @@ test("a timeout is retryable by default and retryable() sees the TimeoutError", 
     const asked: unknown[] = [];
     const { tries, flush } = recordTries<number>(hang);
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    await runThrough<number>(clock, {
       flushTimeout: 50,
       retry: {
         ...EXACT,
@@ -267,11 +264,7 @@ test("a timeout is retryable by default and retryable() sees the TimeoutError", 
       },
       flush,
       onFlushError,
-    });
-    const running = buffer.run();
-    await buffer.add(1);
-    buffer.close();
-    await drive(clock, running);
+    }, [1]);
     assert.equal(tries.length, 2);
     assert.equal(asked.length, 2);
     for (const error of asked) assertTimeoutError(error);

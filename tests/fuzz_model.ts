@@ -29,6 +29,7 @@ import {
   type FlushContext,
 } from "../mod.ts";
 import { type Clock, installClock } from "./helpers.ts";
+import { scheduleClose, scheduleProducers } from "./model.ts";
 
 /**
  * The inputs that hit a bug of issue 11 (or an "also fix" item) on the code the
@@ -1293,19 +1294,11 @@ async function runUnderClock(
       runController.abort(runAbortReason)
     );
   }
-  const closer = scenario.closeAfterSteps === undefined ? undefined : (async () => {
-    for (let i = scenario.closeAfterSteps!; i > 0; i--) {
-      await s.schedule(Promise.resolve(), `close in ${i}`);
-    }
-    end();
-  })();
-  const producers = scenario.producers.map(async (ops, p) => {
-    for (const [i, op] of ops.entries()) {
-      await s.schedule(Promise.resolve(), `producer ${p} op ${i}: ${op.kind}`);
-      await runOp(op);
-      checkStats(`after ${op.kind}`);
-      checkSignals(`after ${op.kind}`);
-    }
+  const closer = scheduleClose(s, scenario.closeAfterSteps, end);
+  const producers = scheduleProducers(s, scenario.producers, async (op) => {
+    await runOp(op);
+    checkStats(`after ${op.kind}`);
+    checkSignals(`after ${op.kind}`);
   });
 
   let finished = false;

@@ -3,16 +3,17 @@
 // then onFlushError(lastError, items) runs once for exactly the items that
 // never succeeded.
 import assert from "node:assert/strict";
+import { BatchBuffer } from "../mod.ts";
 import { test } from "./harness.ts";
 import { track, withFakeClock } from "./helpers.ts";
 import {
   BackendError,
-  deliveryBuffer,
   drive,
   EXACT,
   fail,
   recordFailures,
   recordTries,
+  runThrough,
 } from "./delivery_helpers.ts";
 
 test("when the attempts are used up, onFlushError runs once with the last error and every item", () =>
@@ -24,16 +25,12 @@ test("when the attempts are used up, onFlushError runs once with the last error 
       throw error;
     });
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    await runThrough<number>(clock, {
       capacity: 3,
       retry: { ...EXACT, attempts: 3 },
       flush,
       onFlushError,
-    });
-    const running = buffer.run();
-    for (const item of [1, 2, 3]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    }, [1, 2, 3]);
     assert.equal(tries.length, 3);
     assert.equal(failures.length, 1, "onFlushError once, not once per try");
     assert.equal(failures[0].error, errors[2], "the last try's error");
@@ -44,15 +41,11 @@ test("attempts: 1 means a single try", () =>
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>(() => fail("down"));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    await runThrough<number>(clock, {
       retry: { ...EXACT, attempts: 1 },
       flush,
       onFlushError,
-    });
-    const running = buffer.run();
-    await buffer.add(1);
-    buffer.close();
-    await drive(clock, running);
+    }, [1]);
     assert.deepEqual([tries.length, failures.length, clock.now], [1, 1, 0]);
   }));
 
@@ -65,7 +58,7 @@ test("retryable(error) false gives up at once with that error", () =>
       throw permanent;
     });
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    await runThrough<number>(clock, {
       capacity: 2,
       retry: {
         ...EXACT,
@@ -76,11 +69,7 @@ test("retryable(error) false gives up at once with that error", () =>
       },
       flush,
       onFlushError,
-    });
-    const running = buffer.run();
-    for (const item of [1, 2]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    }, [1, 2]);
     assert.equal(tries.length, 2);
     assert.equal(asked.length, 2);
     assert.ok(asked[0] instanceof BackendError);
@@ -94,7 +83,7 @@ test("retryable() is asked with the outcome's error, and false fails just the ou
     const error = new BackendError("ValidationException");
     const { tries, flush } = recordTries<number>((batch) => ({ retry: batch.slice(1), error }));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = await runThrough<number>(clock, {
       capacity: 3,
       retry: {
         ...EXACT,
@@ -105,11 +94,7 @@ test("retryable() is asked with the outcome's error, and false fails just the ou
       },
       flush,
       onFlushError,
-    });
-    const running = buffer.run();
-    for (const item of [1, 2, 3]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    }, [1, 2, 3]);
     assert.equal(tries.length, 1);
     assert.deepEqual(asked, [error]);
     assert.deepEqual(failures.map((f) => [f.error, f.batch]), [[error, [2, 3]]]);
@@ -120,15 +105,11 @@ test("maxElapsed: a wait that would end later than maxElapsed after the first tr
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>(() => fail("down"));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    await runThrough<number>(clock, {
       retry: { ...EXACT, attempts: 10, maxElapsed: 500 },
       flush,
       onFlushError,
-    });
-    const running = buffer.run();
-    await buffer.add(1);
-    buffer.close();
-    await drive(clock, running);
+    }, [1]);
     // Tries at 0, 100, 300; the next would start at 700 > 500.
     assert.deepEqual(tries.map((t) => t.at), [0, 100, 300]);
     assert.deepEqual(failures.map((f) => f.at), [300], "without waiting out the useless wait");
@@ -138,15 +119,11 @@ test("maxElapsed: a wait ending exactly at maxElapsed is still taken", () =>
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>(() => fail("down"));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    await runThrough<number>(clock, {
       retry: { ...EXACT, attempts: 10, maxElapsed: 700 },
       flush,
       onFlushError,
-    });
-    const running = buffer.run();
-    await buffer.add(1);
-    buffer.close();
-    await drive(clock, running);
+    }, [1]);
     assert.deepEqual(tries.map((t) => t.at), [0, 100, 300, 700]);
     assert.deepEqual(failures.map((f) => f.at), [700]);
   }));
@@ -158,15 +135,11 @@ test("maxElapsed: a requested retryAfter that would end past it gives up at once
       throw error;
     });
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    await runThrough<number>(clock, {
       retry: { ...EXACT, maxElapsed: 1_000 },
       flush,
       onFlushError,
-    });
-    const running = buffer.run();
-    await buffer.add(1);
-    buffer.close();
-    await drive(clock, running);
+    }, [1]);
     assert.equal(tries.length, 1);
     assert.deepEqual(failures.map((f) => [f.error, f.at]), [[error, 0]]);
   }));
@@ -178,7 +151,7 @@ test("aborting the run signal ends a pending wait at once and gives up with the 
       throw error;
     });
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       flushInterval: Infinity,
       retry: { ...EXACT, initialDelay: 60_000 },
       flush,
@@ -206,7 +179,7 @@ test("a try that fails once the run signal has aborted is not retried", () =>
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>(() => fail("down"));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({ retry: EXACT, flush, onFlushError });
+    const buffer = new BatchBuffer<number>({ retry: EXACT, flush, onFlushError });
     const running = buffer.run(AbortSignal.abort(new Error("already shutting down")));
     await buffer.add(1);
     buffer.close();
@@ -219,7 +192,7 @@ test("shutdown stays bounded: close(), abort, await run() needs no time to pass"
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>(() => fail("backend gone"));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 3,
       chanSize: 10,
       retry: { ...EXACT, initialDelay: 10_000, maxDelay: 10_000 },
@@ -255,7 +228,7 @@ test("after partial outcomes, onFlushError gets exactly the items that never suc
         : { retry: batch.filter((item) => item === 3), error: last }
     );
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 5,
       retry: { ...EXACT, attempts: 2 },
       flush,
@@ -276,7 +249,7 @@ test("when the last outcome gave no error, lastError is an Error saying how many
       t.attempt === 1 ? { retry: batch } : { retry: batch.slice(0, 2) }
     );
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 4,
       retry: { ...EXACT, attempts: 2 },
       flush,
@@ -299,16 +272,12 @@ test("without onFlushError, giving up is reported once through onError, with the
     const { tries, flush } = recordTries<number>(() => {
       throw error;
     });
-    const buffer = deliveryBuffer<number>({
+    await runThrough<number>(clock, {
       capacity: 2,
       retry: { ...EXACT, attempts: 3 },
       flush,
       onError: (e) => void reported.push(e),
-    });
-    const running = buffer.run();
-    for (const item of [1, 2]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    }, [1, 2]);
     assert.equal(tries.length, 3);
     assert.equal(reported.length, 1);
     assert.ok(reported[0] instanceof Error);

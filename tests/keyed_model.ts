@@ -1,7 +1,6 @@
 // Issue 12: batches by key and a byte bound on everything buffered. This file
-// holds the shims for the names src/ does not have yet (used by
-// tests/keys.test.ts, tests/buffered_bytes.test.ts and this model), and the
-// model-based property run by tests/keyed_property.test.ts. Not a test file.
+// holds the model-based property run by tests/keyed_property.test.ts. Not a
+// test file.
 //
 // The model follows tests/model.ts: a random config plus random producers;
 // fast-check's scheduler decides when each producer steps, when each async
@@ -9,76 +8,34 @@
 // buffer closes. At every step it checks conservation, order per key, at most
 // one flight per key, the count and byte bounds and stats() reconciliation.
 import assert from "node:assert/strict";
-import process from "node:process";
 import fc from "fast-check";
 import {
-  AddAllError,
   BatchBuffer,
   type BatchBufferConfig,
-  type BatchBufferStats,
   BufferClosedError,
   type FlushContext,
-  type FlushReason,
 } from "../mod.ts";
-import { type Clock, installClock } from "./helpers.ts";
-
-// -------------------------------------------------------------------- shims
-// TODO(issue 12): once src/ has `key`, `maxOpenBatches`, `maxBufferedBytes`,
-// FlushContext.key, reason "evict" and stats().openBatches/bufferedBytes,
-// replace KeyedReason by FlushReason, KeyedContext by FlushContext,
-// KeyedConfig by BatchBufferConfig, KeyedStats by BatchBufferStats,
-// keyedBuffer(config) by `new BatchBuffer(config)` and keyedStats(buffer) by
-// `buffer.stats()`, then delete this section. Until then the casts below are
-// the only ones; everything else is typed as src/ will be.
-
-/** FlushReason with issue 12's `"evict"`. */
-export type KeyedReason = FlushReason | "evict";
-
-/** FlushContext with issue 12's `key`. */
-export type KeyedContext = Omit<FlushContext, "reason"> & {
-  readonly reason: KeyedReason;
-  readonly key: unknown;
-};
-
-/** BatchBufferConfig with issue 12's `key`, `maxOpenBatches` and `maxBufferedBytes`. */
-export type KeyedConfig<T> = Omit<BatchBufferConfig<T>, "flush"> & {
-  flush: (batch: T[], context: KeyedContext) => void | Promise<void>;
-  key?: (item: T) => unknown;
-  maxOpenBatches?: number;
-  maxBufferedBytes?: number;
-};
-
-/** BatchBufferStats with issue 12's `openBatches` and `bufferedBytes`. */
-export type KeyedStats = BatchBufferStats & {
-  readonly openBatches: number;
-  readonly bufferedBytes: number;
-};
-
-/** `new BatchBuffer(config)` for a config that uses issue 12's names. */
-export function keyedBuffer<T>(config: KeyedConfig<T>): BatchBuffer<T> {
-  return new BatchBuffer<T>(config as unknown as BatchBufferConfig<T>);
-}
-
-/** `buffer.stats()` with issue 12's counters. */
-export function keyedStats<T>(buffer: BatchBuffer<T>): KeyedStats {
-  return buffer.stats() as KeyedStats;
-}
+import { type Clock, installClock, track } from "./helpers.ts";
+import {
+  type AbortMode,
+  abortSignalFor,
+  type Acceptance,
+  assertAddAllRejection,
+  assertQuietAfterRun,
+  assertRefusal,
+  assertStatsBounds,
+  assertStreamOrder,
+  checkScheduled,
+  lifecycleArbs,
+  type LifecycleScenario,
+  type NamedProperty,
+  PROPERTY_RUNS,
+  RunControl,
+  runLifecycle,
+  violationLog,
+} from "./model.ts";
 
 // -------------------------------------------------------------------- model
-
-/** Runs per property in a normal test run; BATCHKIT_PROPERTY_RUNS overrides it. */
-export const KEYED_PROPERTY_RUNS: number = readRuns();
-
-function readRuns(): number {
-  let raw: string | undefined;
-  try {
-    raw = process.env.BATCHKIT_PROPERTY_RUNS;
-  } catch {
-    raw = undefined; // no env permission: keep the default
-  }
-  const runs = Number(raw);
-  return raw !== undefined && Number.isSafeInteger(runs) && runs > 0 ? runs : 1000;
-}
 
 /** What one flush call does. */
 export type KeyedFlushOutcome =
@@ -115,23 +72,20 @@ export interface KeyedItem extends KeyedItemSpec {
   readonly id: number;
 }
 
-/** "before": the signal is aborted before the call; "later": the scheduler aborts it. */
-export type KeyedAbortMode = "none" | "before" | "later";
-
 /** One step of a producer. */
 export type KeyedOp =
-  | { readonly kind: "add"; readonly item: KeyedItemSpec; readonly abort: KeyedAbortMode }
+  | { readonly kind: "add"; readonly item: KeyedItemSpec; readonly abort: AbortMode }
   | { readonly kind: "tryAdd"; readonly item: KeyedItemSpec }
   | {
     readonly kind: "addAll";
     readonly items: readonly KeyedItemSpec[];
-    readonly abort: KeyedAbortMode;
+    readonly abort: AbortMode;
     readonly generator: boolean;
   }
   | { readonly kind: "flush" };
 
 /** A random config and workload. */
-export interface KeyedScenario {
+export interface KeyedScenario extends LifecycleScenario<KeyedOp> {
   readonly capacity: number;
   readonly chanSize: number | undefined;
   readonly maxConcurrentFlushes: number;
@@ -150,13 +104,6 @@ export interface KeyedScenario {
   readonly withOnFlushError: boolean;
   readonly withWaitUntil: boolean;
   readonly outcomes: readonly KeyedFlushOutcome[];
-  readonly runStart: "now" | "scheduled";
-  readonly ending: "close" | "dispose";
-  /** Closes after this many scheduled steps, or once every producer is done. */
-  readonly closeAfterSteps: number | undefined;
-  readonly abortRunSignal: boolean;
-  readonly producers: readonly (readonly KeyedOp[])[];
-  readonly ticks: readonly number[];
 }
 
 /** Knobs for the scenario generator, so each property can aim somewhere. */
@@ -171,7 +118,7 @@ export interface KeyedScenarioShape {
   readonly outcomes?: fc.Arbitrary<KeyedFlushOutcome>;
 }
 
-const abortModeArb: fc.Arbitrary<KeyedAbortMode> = fc.constantFrom<KeyedAbortMode>(
+const abortModeArb: fc.Arbitrary<AbortMode> = fc.constantFrom<AbortMode>(
   "none",
   "none",
   "before",
@@ -290,15 +237,7 @@ export function keyedScenarioArb(shape: KeyedScenarioShape = {}): fc.Arbitrary<K
       withOnFlushError: fc.boolean(),
       withWaitUntil: fc.boolean(),
       outcomes: fc.array(shape.outcomes ?? keyedOutcomeArb, { minLength: 1, maxLength: 6 }),
-      runStart: fc.constantFrom("now" as const, "now" as const, "scheduled" as const),
-      ending: fc.constantFrom("close" as const, "dispose" as const),
-      closeAfterSteps: fc.option(fc.integer({ min: 1, max: 16 }), { nil: undefined }),
-      abortRunSignal: fc.boolean(),
-      producers: fc.array(fc.array(ops, { maxLength: shape.maxOps ?? 10, size: "medium" }), {
-        minLength: 1,
-        maxLength: shape.maxProducers ?? 4,
-      }),
-      ticks: fc.array(fc.integer({ min: 0, max: 60 }), { maxLength: 4 }),
+      ...lifecycleArbs(ops, shape),
     });
   });
 }
@@ -326,16 +265,6 @@ export const keyedCoverage = {
 /** The key an item's batch is under: SameValueZero, as Map compares keys. */
 function sameKey(a: unknown, b: unknown): boolean {
   return a === b || (a !== a && b !== b);
-}
-
-/** When an item was handed to the buffer and when its acceptance was seen. */
-interface Acceptance {
-  readonly calledAt: number;
-  readonly seenAt: number;
-  /** Items of one addAll share a group and keep their order. */
-  readonly group: number;
-  /** The add had to wait in line (channel full or byte bound reached): no later call passes it. */
-  readonly queued: boolean;
 }
 
 /** Runs one scenario under the scheduler; throws an AssertionError on the first violation. */
@@ -407,29 +336,13 @@ async function runUnderClock(
   let rejecting: number | undefined;
   const reportedBatches = new Set<unknown[]>();
   let wrappedReports = 0;
-  const waitUntilStates: { settled: boolean; fulfilled: boolean }[] = [];
-  let closeCalled = false;
+  const waitUntilStates: ReturnType<typeof track>[] = [];
   let manualFlushCalls = 0;
   /** add() and addAll() calls that have not settled yet. */
   let unsettledAdds = 0;
-  let runStartedBy: "test" | "dispose" | undefined;
-  let runPromise: Promise<void> | undefined;
-  let disposePromise: Promise<void> | undefined;
-  const runController = new AbortController();
-  const runAbortReason = new Error("run signal aborted by the scenario");
-
-  /** Violations seen inside hooks, where a throw would be caught by the buffer. */
-  const violations: unknown[] = [];
-  const guard = (check: () => void) => {
-    try {
-      check();
-    } catch (error) {
-      violations.push(error);
-    }
-  };
-  const throwViolation = () => {
-    if (violations.length > 0) throw violations[0];
-  };
+  const control = new RunControl();
+  const log = violationLog();
+  const { violations, guard } = log;
 
   const take = (item: KeyedItem, where: string) => {
     assert.ok(!processedIds.has(item.id), `item ${item.id} handed out twice (${where})`);
@@ -462,7 +375,7 @@ async function runUnderClock(
     }
   };
 
-  const checkFlushCall = (batch: KeyedItem[], context: KeyedContext, ours: boolean) => {
+  const checkFlushCall = (batch: KeyedItem[], context: FlushContext, ours: boolean) => {
     keyedCoverage.reasons[context.reason]++;
     assert.ok(batch.length > 0, "empty flush");
     assert.ok(openFlushes <= maxFlushes, `${openFlushes} flushes open, limit ${maxFlushes}`);
@@ -488,13 +401,13 @@ async function runUnderClock(
         "evict without a reached maxOpenBatches",
       );
     }
-    if (context.reason === "close") assert.ok(closeCalled, "close flush before close()");
+    if (context.reason === "close") assert.ok(control.closeCalled, "close flush before close()");
     if (context.reason === "interval") {
       const waited = clock.now - handedAt.get(batch[0].id)!;
       assert.ok(waited >= scenario.flushInterval, `interval flush after ${waited} ms`);
     }
     if (context.reason === "manual") assert.ok(manualFlushCalls > 0, "manual flush unasked");
-    assert.ok(ours || runStartedBy === "dispose", "flush got a signal that is not run()'s");
+    assert.ok(ours || control.runStartedBy === "dispose", "flush got a signal that is not run()'s");
     for (const item of batch) {
       assert.ok(accepted.has(item.id) || !refused.has(item.id), `refused item ${item.id} flushed`);
       if (rejectEligible(item)) assert.fail(`item ${item.id} should have gone to onReject`);
@@ -504,11 +417,11 @@ async function runUnderClock(
     checkStats("inside flush");
   };
 
-  const flush = (batch: KeyedItem[], context: KeyedContext): void | Promise<void> => {
+  const flush = (batch: KeyedItem[], context: FlushContext): void | Promise<void> => {
     const n = flushCalls++;
     openFlushes++;
     const key = batch.length > 0 ? batchKey(batch[0]) : undefined;
-    const ours = context.signal === runController.signal;
+    const ours = context.signal === control.controller.signal;
     guard(() => checkFlushCall(batch, context, ours));
     let outcome = scenario.outcomes[n % scenario.outcomes.length];
     if (outcome.kind === "untilAbort" && !ours) outcome = { kind: "async" };
@@ -539,7 +452,7 @@ async function runUnderClock(
     }
   };
 
-  const config: KeyedConfig<KeyedItem> = {
+  const config: BatchBufferConfig<KeyedItem> = {
     flush,
     capacity,
     maxConcurrentFlushes: maxFlushes,
@@ -612,16 +525,11 @@ async function runUnderClock(
   }
   if (scenario.withWaitUntil) {
     config.waitUntil = (promise) => {
-      const state = { settled: false, fulfilled: false };
-      waitUntilStates.push(state);
-      promise.then(
-        () => Object.assign(state, { settled: true, fulfilled: true }),
-        () => Object.assign(state, { settled: true }),
-      );
+      waitUntilStates.push(track(promise));
     };
   }
 
-  const buffer = keyedBuffer<KeyedItem>(config);
+  const buffer = new BatchBuffer<KeyedItem>(config);
 
   /**
    * stats() against the model. bufferedBytes is pinned between what must
@@ -630,18 +538,12 @@ async function runUnderClock(
    * the caller's continuation runs, and settles after the flush's own.
    */
   function checkStats(where: string): void {
-    const st = keyedStats(buffer);
-    assert.equal(
-      st.added,
-      st.rejected + st.flushedItems + st.failedItems + st.inFlightItems + st.itemsInChannel +
-        st.itemsInBatch,
-      `stats invariant broken ${where}: ${JSON.stringify(st)}`,
-    );
-    assert.ok(st.itemsInChannel <= chanSize, `${st.itemsInChannel} items in channel > ${chanSize}`);
-    assert.equal(buffer.itemsInChannel, st.itemsInChannel);
-    assert.ok(st.flushesInFlight <= maxFlushes, `${st.flushesInFlight} flushes in flight`);
-    assert.ok(st.added >= accepted.size, `stats.added ${st.added} < ${accepted.size} seen`);
-    assert.ok(st.inFlightItems >= 0 && st.flushesInFlight >= 0, "negative in-flight count");
+    const st = buffer.stats();
+    assertStatsBounds(st, buffer.itemsInChannel, where, {
+      chanSize,
+      maxFlushes,
+      accepted: accepted.size,
+    });
 
     assert.ok(Number.isSafeInteger(st.openBatches) && st.openBatches >= 0, `openBatches ${where}`);
     const openLimit = scenario.withKey ? scenario.maxOpenBatches ?? 1000 : 1;
@@ -686,34 +588,19 @@ async function runUnderClock(
   const mustWait = (item: KeyedItem): boolean => {
     if (badSize(item)) return false; // rejected at admission, without waiting
     if (buffer.itemsInChannel >= chanSize) return true;
-    const waits = keyedStats(buffer).bufferedBytes + weight(item) > maxBuffered;
+    const waits = buffer.stats().bufferedBytes + weight(item) > maxBuffered;
     if (waits) keyedCoverage.waitedForBytes++;
     return waits;
   };
 
-  const signalFor = (mode: KeyedAbortMode, label: string) => {
-    if (mode === "none") return { signal: undefined, reason: undefined };
-    const controller = new AbortController();
-    const reason = new Error(`abort ${label}`);
-    if (mode === "before") controller.abort(reason);
-    else s.schedule(Promise.resolve(), `abort ${label}`).then(() => controller.abort(reason));
-    return { signal: controller.signal, reason };
-  };
+  const signalFor = (mode: AbortMode, label: string) => abortSignalFor(s, mode, label);
 
   const expectRefusal = (
     error: unknown,
     item: KeyedItem,
     reason: unknown,
     closedBefore: boolean,
-  ) => {
-    if (error instanceof BufferClosedError) {
-      assert.ok(closeCalled, "BufferClosedError before close()");
-      assert.equal(error.item, item, "BufferClosedError carries another item");
-    } else {
-      assert.ok(reason !== undefined && error === reason, `add rejected with ${error}`);
-      assert.ok(!closedBefore, "abort reason instead of BufferClosedError after close()");
-    }
-  };
+  ) => void assertRefusal(error, item, reason, closedBefore, control.closeCalled);
 
   async function runOp(op: KeyedOp): Promise<void> {
     const calledAt = seq++;
@@ -731,7 +618,7 @@ async function runUnderClock(
       case "add": {
         const item = makeItem(op.item);
         const { signal, reason } = signalFor(op.abort, `add #${item.id}`);
-        const closedBefore = closeCalled;
+        const closedBefore = control.closeCalled;
         const queued = mustWait(item);
         called.set(item.id, item);
         try {
@@ -746,7 +633,7 @@ async function runUnderClock(
       }
       case "tryAdd": {
         const item = makeItem(op.item);
-        const closedBefore = closeCalled;
+        const closedBefore = control.closeCalled;
         const mustRefuse = !closedBefore && mustWait(item);
         called.set(item.id, item);
         try {
@@ -771,14 +658,7 @@ async function runUnderClock(
           await buffer.addAll(iterable, signal === undefined ? undefined : { signal });
           for (const item of items) accept(item, calledAt, group);
         } catch (error) {
-          assert.ok(error instanceof AddAllError, `addAll rejected with ${error}`);
-          const n = error.accepted;
-          assert.ok(Number.isInteger(n) && n >= 0 && n < items.length, `accepted ${n}`);
-          const cause = error.cause;
-          if (cause instanceof BufferClosedError) {
-            assert.ok(closeCalled, "BufferClosedError before close()");
-            assert.equal(cause.item, items[n], "BufferClosedError carries another item");
-          } else assert.ok(reason !== undefined && cause === reason, `addAll cause ${cause}`);
+          const n = assertAddAllRejection(error, items, reason, control.closeCalled);
           for (const item of items.slice(0, n)) accept(item, calledAt, group);
           for (const item of items.slice(n)) refuse(item);
         }
@@ -787,7 +667,7 @@ async function runUnderClock(
       case "flush": {
         manualFlushCalls++;
         const before = [...accepted.keys()];
-        const running = runStartedBy !== undefined;
+        const running = control.runStartedBy !== undefined;
         try {
           await buffer.flush();
           for (const id of before) {
@@ -802,108 +682,24 @@ async function runUnderClock(
     }
   }
 
-  const startRun = () => {
-    if (runStartedBy === undefined) {
-      runStartedBy = "test";
-      runPromise = buffer.run(runController.signal);
-      return Promise.resolve();
-    }
-    return assert.rejects(buffer.run(runController.signal), /already called/);
+  // The issue does not say what frees bytes held in partial batches that no
+  // interval will flush: an add() waiting for them would wait forever. The
+  // driver does what a user would: it calls flush().
+  const unstick = () => {
+    const stalled = buffer.stats();
+    if (
+      !(unsettledAdds > 0 && maxBuffered !== Infinity && stalled.openBatches > 0 &&
+        stalled.flushesInFlight === 0 && stalled.itemsInChannel < chanSize)
+    ) return false;
+    keyedCoverage.byteStallsBrokenByFlush++;
+    manualFlushCalls++;
+    buffer.flush().catch((error) => violations.push(error));
+    return true;
   };
-
-  const end = () => {
-    if (closeCalled) return;
-    closeCalled = true;
-    if (scenario.ending === "close") return buffer.close();
-    if (runStartedBy === undefined) runStartedBy = "dispose";
-    disposePromise = buffer[Symbol.asyncDispose]();
-  };
-
-  if (scenario.runStart === "now") await startRun();
-  const runStarted = scenario.runStart === "now"
-    ? Promise.resolve()
-    : s.schedule(Promise.resolve(), "run()").then(startRun);
-  const closer = scenario.closeAfterSteps === undefined ? undefined : (async () => {
-    for (let i = scenario.closeAfterSteps!; i > 0; i--) {
-      await s.schedule(Promise.resolve(), `close in ${i}`);
-    }
-    end();
-  })();
-  for (const ms of scenario.ticks) {
-    s.schedule(Promise.resolve(), `tick ${ms}ms`).then(() => clock.tick(ms)).catch((error) =>
-      violations.push(error)
-    );
-  }
-  if (scenario.abortRunSignal) {
-    s.schedule(Promise.resolve(), "abort run signal").then(() =>
-      runController.abort(runAbortReason)
-    );
-  }
-  const producers = scenario.producers.map(async (ops, p) => {
-    for (const [i, op] of ops.entries()) {
-      await s.schedule(Promise.resolve(), `producer ${p} op ${i}: ${op.kind}`);
-      await runOp(op);
-    }
-  });
-
-  let finished = false;
-  let failure: unknown;
-  const done = (async () => {
-    await Promise.all(producers);
-    await closer;
-    end();
-    await runStarted;
-    if (runStartedBy === "test" && scenario.ending === "close") {
-      await runPromise;
-    } else {
-      await disposePromise;
-      if (runStartedBy === "test") await runPromise;
-    }
-  })().then(() => (finished = true), (error) => {
-    finished = true;
-    failure = error;
-  });
-
-  // Drive: release scheduled tasks; when none is left, let time pass, then
-  // abort the run signal; anything still pending after that is a deadlock.
-  while (!finished) {
-    if (s.count() > 0) {
-      await s.waitOne();
-      throwViolation();
-      checkStats("after a scheduled step");
-      continue;
-    }
-    for (let i = 0; i < 100 && !finished && s.count() === 0; i++) await Promise.resolve();
-    if (finished || s.count() > 0) continue;
-    const stalled = keyedStats(buffer);
-    if (clock.countTimers() > 0) clock.next();
-    else if (
-      unsettledAdds > 0 && maxBuffered !== Infinity && stalled.openBatches > 0 &&
-      stalled.flushesInFlight === 0 && stalled.itemsInChannel < chanSize
-    ) {
-      // The issue does not say what frees bytes held in partial batches that
-      // no interval will flush: an add() waiting for them would wait forever.
-      // The driver does what a user would: it calls flush().
-      keyedCoverage.byteStallsBrokenByFlush++;
-      manualFlushCalls++;
-      buffer.flush().catch((error) => violations.push(error));
-    } else if (!runController.signal.aborted) runController.abort(runAbortReason);
-    else {
-      assert.fail(
-        `deadlock: nothing scheduled, no timer, run not finished; stats ${
-          JSON.stringify(buffer.stats())
-        }`,
-      );
-    }
-  }
-  await done;
-  throwViolation();
-  if (failure !== undefined) throw failure;
-  await Promise.resolve();
-  await Promise.resolve();
+  await runLifecycle(s, clock, scenario, buffer, control, { runOp, checkStats, log, unstick });
 
   // Reconcile.
-  const st = keyedStats(buffer);
+  const st = buffer.stats();
   keyedCoverage.runs++;
   keyedCoverage.accepted += accepted.size;
   keyedCoverage.rejected += rejectedIds.size;
@@ -940,7 +736,10 @@ async function runUnderClock(
   else assert.equal(wrappedReports, failedFlushes, "a failed flush was not reported");
   if (scenario.withWaitUntil) {
     assert.ok(waitUntilStates.length >= flushCalls, "waitUntil missed a flush");
-    assert.ok(waitUntilStates.every((w) => w.fulfilled), "a waitUntil promise did not fulfil");
+    assert.ok(
+      waitUntilStates.every((w) => w.settled && !w.rejected),
+      "a waitUntil promise did not fulfil",
+    );
   }
 
   // Order. If X's acceptance was seen before Y's add was called, or X waited
@@ -958,39 +757,17 @@ async function runUnderClock(
     ...byKey.values(),
     processed.filter((item) => rejectedIds.has(item.id) && !badSize(item)),
   ];
-  for (const stream of streams) {
-    const position = new Map(stream.map((item, index) => [item.id, index]));
-    for (const x of stream) {
-      const ax = accepted.get(x.id)!;
-      for (const y of stream) {
-        const ay = accepted.get(y.id)!;
-        const happensBefore = x.id !== y.id &&
-          (ax.seenAt < ay.calledAt || (ax.group === ay.group && x.id < y.id) ||
-            (ax.queued && ax.calledAt < ay.calledAt));
-        if (happensBefore) {
-          assert.ok(
-            position.get(x.id)! < position.get(y.id)!,
-            `item ${y.id} went out before item ${x.id} of the same key`,
-          );
-        }
-      }
-    }
-  }
+  assertStreamOrder(streams, accepted, " of the same key");
 
-  // After the run: the buffer refuses politely and stays quiet.
-  const late = makeItem({ key: 0, throwKey: false, size: 0, poison: false, split: false });
-  await assert.rejects(buffer.add(late), BufferClosedError);
-  assert.throws(() => buffer.tryAdd(late), BufferClosedError);
-  await buffer.flush();
-  await buffer[Symbol.asyncDispose]();
-  assert.equal(clock.countTimers(), 0, "a timer was left after dispose");
+  await assertQuietAfterRun(
+    buffer,
+    clock,
+    () => makeItem({ key: 0, throwKey: false, size: 0, poison: false, split: false }),
+  );
 }
 
-/** One named property over scenarios of one shape. */
-export interface KeyedProperty {
-  readonly name: string;
-  readonly arbitrary: fc.Arbitrary<KeyedScenario>;
-}
+/** A property of the keyed scenarios. */
+export type KeyedProperty = NamedProperty<KeyedScenario>;
 
 /** The properties tests/keyed_property.test.ts runs (tests/soak.ts may run them 100x). */
 export const KEYED_PROPERTIES: readonly KeyedProperty[] = [
@@ -1024,15 +801,8 @@ export const KEYED_PROPERTIES: readonly KeyedProperty[] = [
 /** Checks one property with `numRuns` scenarios; throws fast-check's report on failure. */
 export async function checkKeyedProperty(
   property: KeyedProperty,
-  numRuns: number = KEYED_PROPERTY_RUNS,
+  numRuns: number = PROPERTY_RUNS,
   seed?: number,
 ): Promise<void> {
-  await fc.assert(
-    fc.asyncProperty(
-      fc.scheduler(),
-      property.arbitrary,
-      (s, scenario) => runKeyedScenario(s, scenario),
-    ),
-    seed === undefined ? { numRuns } : { numRuns, seed },
-  );
+  await checkScheduled(property, runKeyedScenario, numRuns, seed);
 }

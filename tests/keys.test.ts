@@ -1,6 +1,12 @@
 // Batches by key (issue 12, "2. Keys", points 1-7).
 import assert from "node:assert/strict";
-import { BufferClosedError } from "../mod.ts";
+import {
+  BatchBuffer,
+  type BatchBufferConfig,
+  BufferClosedError,
+  type FlushContext,
+  type FlushReason,
+} from "../mod.ts";
 import { test } from "./harness.ts";
 import {
   type Clock,
@@ -11,18 +17,11 @@ import {
   track,
   withFakeClock,
 } from "./helpers.ts";
-import {
-  keyedBuffer,
-  type KeyedConfig,
-  type KeyedContext,
-  type KeyedReason,
-  keyedStats,
-} from "./keyed_model.ts";
 
 /** One call of a recorded flush. */
 interface Call<T> {
   readonly batch: T[];
-  readonly reason: KeyedReason;
+  readonly reason: FlushReason;
   readonly key: unknown;
   /** Date.now() when flush was called (fake under a fake clock). */
   readonly at: number;
@@ -39,7 +38,7 @@ function recorder<T>(hold: boolean, keyOf: (item: T) => unknown = () => undefine
   const calls: Call<T>[] = [];
   const flights = { now: 0, most: 0, sameKeyOverlaps: 0 };
   const inFlightByKey = new Map<unknown, number>();
-  const flush = (batch: T[], context: KeyedContext): void | Promise<void> => {
+  const flush = (batch: T[], context: FlushContext): void | Promise<void> => {
     const done = deferred();
     calls.push({
       batch: [...batch],
@@ -64,7 +63,7 @@ function recorder<T>(hold: boolean, keyOf: (item: T) => unknown = () => undefine
 }
 
 /** [key, batch, reason] of each call, for deepEqual. */
-function view<T>(calls: readonly Call<T>[]): [unknown, T[], KeyedReason][] {
+function view<T>(calls: readonly Call<T>[]): [unknown, T[], FlushReason][] {
   return calls.map((call) => [call.key, call.batch, call.reason]);
 }
 
@@ -99,7 +98,7 @@ test("key is called exactly once per item, whether it is added, tried, or added 
   const keyCalls = new Map<string, number>();
   const delivered: string[] = [];
   const rejected: string[] = [];
-  const buffer = keyedBuffer<string>({
+  const buffer = new BatchBuffer<string>({
     capacity: 3,
     chanSize: 2,
     key: (item) => {
@@ -133,7 +132,7 @@ test("every batch holds items of one key, and FlushContext.key is that key", asy
   const keys = ["p", "q", "r", "s"];
   const items = Array.from({ length: 200 }, (_, i) => `${keys[Math.floor(random() * 4)]}${i}`);
   const { calls, flush } = recorder<string>(false);
-  const buffer = keyedBuffer<string>({ capacity: 5, chanSize: 3, key: firstChar, flush });
+  const buffer = new BatchBuffer<string>({ capacity: 5, chanSize: 3, key: firstChar, flush });
   const running = buffer.run();
   await buffer.addAll(items);
   buffer.close();
@@ -158,13 +157,13 @@ test("every batch holds items of one key, and FlushContext.key is that key", asy
 
 test("without a key hook FlushContext.key is undefined and one batch takes every item", async () => {
   const { calls, flush } = recorder<string>(false);
-  const buffer = keyedBuffer<string>({ capacity: 3, flush });
+  const buffer = new BatchBuffer<string>({ capacity: 3, flush });
   const running = buffer.run();
   await buffer.add("a1");
   await buffer.add("b1");
-  assert.equal(keyedStats(buffer).openBatches, 1);
+  assert.equal(buffer.stats().openBatches, 1);
   await buffer.add("c1");
-  assert.equal(keyedStats(buffer).openBatches, 0);
+  assert.equal(buffer.stats().openBatches, 0);
   await buffer.add("a2");
   buffer.close();
   await running;
@@ -183,7 +182,7 @@ test("capacity, shouldFlush, willOverflow and canAdd apply to the item's own key
     }
   };
   const { calls, flush } = recorder<string>(false);
-  const buffer = keyedBuffer<string>({
+  const buffer = new BatchBuffer<string>({
     capacity: 3,
     key: firstChar,
     // a's batches are full at 2 items; the others at capacity (3).
@@ -228,7 +227,7 @@ test("maxBatchBytes applies to each key's batch alone", async () => {
     readonly size: number;
   }
   const { calls, flush } = recorder<Sized>(false);
-  const buffer = keyedBuffer<Sized>({
+  const buffer = new BatchBuffer<Sized>({
     key: (item) => item.key,
     sizeOf: (item) => item.size,
     maxBatchBytes: 10,
@@ -253,7 +252,7 @@ test("maxBatchBytes applies to each key's batch alone", async () => {
 
 test("with a key hook, a key's batches flush one at a time, in the order they were formed", async () => {
   const { calls, flush, flights } = recorder<string>(true, firstChar);
-  const buffer = keyedBuffer<string>({
+  const buffer = new BatchBuffer<string>({
     capacity: 1,
     maxConcurrentFlushes: 4,
     key: firstChar,
@@ -263,7 +262,7 @@ test("with a key hook, a key's batches flush one at a time, in the order they we
   for (const item of ["a1", "a2", "a3"]) await buffer.add(item);
   await settle();
   assert.deepEqual(view(calls), [["a", ["a1"], "full"]]);
-  assert.equal(keyedStats(buffer).flushesInFlight, 1, "one flight although 4 are allowed");
+  assert.equal(buffer.stats().flushesInFlight, 1, "one flight although 4 are allowed");
   calls[0].done.resolve();
   await settle();
   assert.deepEqual(view(calls).slice(1), [["a", ["a2"], "full"]]);
@@ -277,7 +276,7 @@ test("with a key hook, a key's batches flush one at a time, in the order they we
 
 test("batches of different keys flush concurrently, up to maxConcurrentFlushes in all", async () => {
   const { calls, flush, flights } = recorder<string>(true, firstChar);
-  const buffer = keyedBuffer<string>({
+  const buffer = new BatchBuffer<string>({
     capacity: 1,
     maxConcurrentFlushes: 3,
     key: firstChar,
@@ -291,7 +290,7 @@ test("batches of different keys flush concurrently, up to maxConcurrentFlushes i
     ["b", ["b1"], "full"],
     ["c", ["c1"], "full"],
   ]);
-  assert.equal(keyedStats(buffer).flushesInFlight, 3);
+  assert.equal(buffer.stats().flushesInFlight, 3);
   assert.equal(buffer.itemsInChannel, 1, "with 3 flights in flight the run loop takes nothing");
   calls[1].done.resolve();
   await settle();
@@ -303,7 +302,7 @@ test("batches of different keys flush concurrently, up to maxConcurrentFlushes i
 
 test("without a key hook, consecutive batches are in flight together, as before", async () => {
   const { calls, flush, flights } = recorder<string>(true);
-  const buffer = keyedBuffer<string>({ capacity: 1, maxConcurrentFlushes: 3, flush });
+  const buffer = new BatchBuffer<string>({ capacity: 1, maxConcurrentFlushes: 3, flush });
   const running = buffer.run();
   for (const item of ["a1", "a2", "a3", "a4"]) await buffer.add(item);
   await settle();
@@ -323,7 +322,7 @@ test("under random settling, no key ever has two flights and each key keeps its 
   const keys = ["a", "b", "c", "d", "e"];
   const items = Array.from({ length: 240 }, (_, i) => `${keys[Math.floor(random() * 5)]}${i}`);
   const { calls, flush, flights } = recorder<string>(true, firstChar);
-  const buffer = keyedBuffer<string>({
+  const buffer = new BatchBuffer<string>({
     capacity: 3,
     chanSize: 4,
     maxConcurrentFlushes: 3,
@@ -337,7 +336,7 @@ test("under random settling, no key ever has two flights and each key keeps its 
   const released = new Set<Call<string>>();
   while (!finished.settled) {
     await settle(1);
-    const stats = keyedStats(buffer);
+    const stats = buffer.stats();
     assert.equal(stats.flushesInFlight, flights.now);
     assert.ok(flights.now <= 3, `${flights.now} flights`);
     assert.ok(stats.openBatches <= 3, `${stats.openBatches} open batches`);
@@ -362,7 +361,7 @@ test("under random settling, no key ever has two flights and each key keeps its 
 test("a key whose full batch waits for its flight holds up only the line behind its next item", async () => {
   await withFakeClock(async (clock) => {
     const { calls, flush, flights } = recorder<string>(true, firstChar);
-    const buffer = keyedBuffer<string>({
+    const buffer = new BatchBuffer<string>({
       capacity: 2,
       chanSize: 2,
       maxConcurrentFlushes: 4,
@@ -405,7 +404,7 @@ test("a key whose full batch waits for its flight holds up only the line behind 
     ]);
     assert.ok(["full", "interval"].includes(calls[4].reason), `a3 a4 went out ${calls[4].reason}`);
     assert.equal(d2.settled, true);
-    assert.equal(keyedStats(buffer).flushesInFlight, 4);
+    assert.equal(buffer.stats().flushesInFlight, 4);
 
     buffer.close();
     await releaseAll(calls, running, clock);
@@ -419,7 +418,7 @@ test("a key whose full batch waits for its flight holds up only the line behind 
 test("each key's partial batch flushes flushInterval after its own first item", async () => {
   await withFakeClock(async (clock) => {
     const { calls, flush } = recorder<string>(false);
-    const buffer = keyedBuffer<string>({
+    const buffer = new BatchBuffer<string>({
       capacity: 10,
       flushInterval: 1000,
       key: firstChar,
@@ -458,7 +457,7 @@ test("no item waits in a partial batch longer than flushInterval, whatever its k
     const waits: number[] = [];
     const violations: string[] = [];
     let mostTimers = 0;
-    const buffer = keyedBuffer<string>({
+    const buffer = new BatchBuffer<string>({
       capacity: 4,
       flushInterval: 1000,
       key: firstChar,
@@ -491,7 +490,7 @@ test("no item waits in a partial batch longer than flushInterval, whatever its k
 test("a key's batch whose interval passes during its key's flight goes right after that flight", async () => {
   await withFakeClock(async (clock) => {
     const { calls, flush } = recorder<string>(true, firstChar);
-    const buffer = keyedBuffer<string>({
+    const buffer = new BatchBuffer<string>({
       capacity: 2,
       maxConcurrentFlushes: 2,
       flushInterval: 1000,
@@ -525,18 +524,18 @@ for (const withWaitUntil of [false, true]) {
     await withFakeClock(async (clock) => {
       const { calls, flush } = recorder<string>(false);
       const handed: Promise<unknown>[] = [];
-      const config: KeyedConfig<string> = {
+      const config: BatchBufferConfig<string> = {
         capacity: 3,
         flushInterval: 1000,
         key: firstChar,
         flush,
       };
       if (withWaitUntil) config.waitUntil = (promise) => void handed.push(promise);
-      const buffer = keyedBuffer<string>(config);
+      const buffer = new BatchBuffer<string>(config);
       const running = buffer.run();
       const expectTimers = async (open: number, where: string) => {
         await clock.tickAsync(0);
-        assert.equal(keyedStats(buffer).openBatches, open, `open batches ${where}`);
+        assert.equal(buffer.stats().openBatches, open, `open batches ${where}`);
         const expected = withWaitUntil ? open : Math.min(open, 1);
         assert.equal(clock.countTimers(), expected, `timers ${where}`);
       };
@@ -574,7 +573,7 @@ for (const withWaitUntil of [false, true]) {
 test("no timer is pending while keyed flights are in progress and every batch is empty", async () => {
   await withFakeClock(async (clock) => {
     const { calls, flush } = recorder<string>(true, firstChar);
-    const buffer = keyedBuffer<string>({
+    const buffer = new BatchBuffer<string>({
       capacity: 2,
       maxConcurrentFlushes: 3,
       flushInterval: 1000,
@@ -585,7 +584,7 @@ test("no timer is pending while keyed flights are in progress and every batch is
     for (const item of ["a1", "b1", "a2", "c1", "b2", "c2"]) await buffer.add(item);
     await clock.tickAsync(0);
     assert.equal(calls.length, 3);
-    assert.equal(keyedStats(buffer).openBatches, 0);
+    assert.equal(buffer.stats().openBatches, 0);
     assert.equal(clock.countTimers(), 0);
     await clock.tickAsync(5000);
     assert.equal(calls.length, 3, "nothing to flush by interval");
@@ -599,7 +598,7 @@ test("no timer is pending while keyed flights are in progress and every batch is
 
 test("a new key beyond maxOpenBatches evicts the batch that opened first", async () => {
   const { calls, flush } = recorder<string>(false);
-  const buffer = keyedBuffer<string>({
+  const buffer = new BatchBuffer<string>({
     capacity: 10,
     maxOpenBatches: 2,
     key: firstChar,
@@ -609,7 +608,7 @@ test("a new key beyond maxOpenBatches evicts the batch that opened first", async
   const steps: [string, number][] = [["a1", 1], ["b1", 2], ["c1", 2], ["a2", 2], ["c2", 2]];
   for (const [item, open] of steps) {
     await buffer.add(item);
-    assert.equal(keyedStats(buffer).openBatches, open, `open batches after ${item}`);
+    assert.equal(buffer.stats().openBatches, open, `open batches after ${item}`);
   }
   assert.deepEqual(view(calls), [
     ["a", ["a1"], "evict"], // c1 needed a batch: a's opened first
@@ -625,7 +624,7 @@ test("a new key beyond maxOpenBatches evicts the batch that opened first", async
 
 test("eviction picks the batch that opened first, not the key seen first", async () => {
   const { calls, flush } = recorder<string>(false);
-  const buffer = keyedBuffer<string>({
+  const buffer = new BatchBuffer<string>({
     capacity: 2,
     maxOpenBatches: 2,
     key: firstChar,
@@ -644,14 +643,14 @@ test("eviction picks the batch that opened first, not the key seen first", async
 
 test("maxOpenBatches defaults to 1000", async () => {
   const { calls, flush } = recorder<number>(false);
-  const buffer = keyedBuffer<number>({ key: (item) => item, flushInterval: Infinity, flush });
+  const buffer = new BatchBuffer<number>({ key: (item) => item, flushInterval: Infinity, flush });
   const running = buffer.run();
   await buffer.addAll(Array.from({ length: 1000 }, (_, i) => i));
   assert.equal(calls.length, 0);
-  assert.equal(keyedStats(buffer).openBatches, 1000);
+  assert.equal(buffer.stats().openBatches, 1000);
   await buffer.add(1000);
   assert.deepEqual(view(calls), [[0, [0], "evict"]]);
-  assert.equal(keyedStats(buffer).openBatches, 1000);
+  assert.equal(buffer.stats().openBatches, 1000);
   buffer.close();
   await running;
   assert.equal(calls.length, 1001);
@@ -660,7 +659,7 @@ test("maxOpenBatches defaults to 1000", async () => {
 test("key must be a function and maxOpenBatches a positive integer", () => {
   for (const key of ["item.id", 1, {}, null]) {
     assert.throws(
-      () => keyedBuffer({ flush: () => {}, key: key as unknown as () => unknown }),
+      () => new BatchBuffer({ flush: () => {}, key: key as unknown as () => unknown }),
       (error: unknown) => error instanceof TypeError && /\bkey\b/.test(error.message),
       `key ${String(key)}`,
     );
@@ -668,7 +667,7 @@ test("key must be a function and maxOpenBatches a positive integer", () => {
   for (const maxOpenBatches of [0, -1, 1.5, NaN, "2"]) {
     assert.throws(
       () =>
-        keyedBuffer({
+        new BatchBuffer({
           flush: () => {},
           key: firstChar,
           maxOpenBatches: maxOpenBatches as number,
@@ -683,7 +682,7 @@ test("key must be a function and maxOpenBatches a positive integer", () => {
 
 test("flush() flushes every key's partial batch and resolves once all have settled", async () => {
   const { calls, flush } = recorder<string>(true, firstChar);
-  const buffer = keyedBuffer<string>({ capacity: 5, key: firstChar, flush }); // one flight at a time
+  const buffer = new BatchBuffer<string>({ capacity: 5, key: firstChar, flush }); // one flight at a time
   const running = buffer.run();
   for (const item of ["a1", "b1", "c1", "a2"]) await buffer.add(item);
   const flushed = track(buffer.flush());
@@ -707,7 +706,7 @@ test("flush() flushes every key's partial batch and resolves once all have settl
 
 test("flush() waits for a key's flight before flushing that key's partial batch", async () => {
   const { calls, flush } = recorder<string>(true, firstChar);
-  const buffer = keyedBuffer<string>({
+  const buffer = new BatchBuffer<string>({
     capacity: 2,
     maxConcurrentFlushes: 3,
     key: firstChar,
@@ -737,7 +736,7 @@ test("flush() waits for a key's flight before flushing that key's partial batch"
 
 test("close() drains the channel and flushes every key's last batch", async () => {
   const { calls, flush } = recorder<string>(false);
-  const buffer = keyedBuffer<string>({ capacity: 3, chanSize: 20, key: firstChar, flush });
+  const buffer = new BatchBuffer<string>({ capacity: 3, chanSize: 20, key: firstChar, flush });
   const items = Array.from({ length: 11 }, (_, i) => `${"abc"[i % 3]}${i}`);
   await buffer.addAll(items); // all wait in the channel: run() has not started
   buffer.close();
@@ -755,13 +754,13 @@ test("close() drains the channel and flushes every key's last batch", async () =
   for (const key of ["a", "b", "c"]) {
     assert.deepEqual(delivered.get(key), items.filter((item) => item[0] === key));
   }
-  assert.equal(keyedStats(buffer).openBatches, 0);
+  assert.equal(buffer.stats().openBatches, 0);
 });
 
 test("stats() keeps its invariant over all keys and counts the open batches", async () => {
   const random = prng(5);
   const { calls, flush } = recorder<string>(true, firstChar);
-  const buffer = keyedBuffer<string>({
+  const buffer = new BatchBuffer<string>({
     capacity: 3,
     chanSize: 4,
     maxConcurrentFlushes: 2,
@@ -783,7 +782,7 @@ test("stats() keeps its invariant over all keys and counts the open batches", as
   let mostOpen = 0;
   while (!finished.settled) {
     await settle(1);
-    const s = keyedStats(buffer);
+    const s = buffer.stats();
     assert.equal(
       s.added,
       s.rejected + s.flushedItems + s.failedItems + s.inFlightItems + s.itemsInChannel +
@@ -799,7 +798,7 @@ test("stats() keeps its invariant over all keys and counts the open batches", as
       call.done.resolve();
     }
   }
-  const s = keyedStats(buffer);
+  const s = buffer.stats();
   assert.equal(s.added, items.length);
   assert.equal(s.rejected, items.filter((item) => item.endsWith("7")).length);
   assert.equal(s.flushedItems + s.failedItems + s.rejected, items.length);
@@ -819,7 +818,7 @@ test("an item whose key hook throws goes under the key undefined, and the error 
   const errors: unknown[] = [];
   const boom = new Error("no key");
   const { calls, flush } = recorder<string>(false);
-  const buffer = keyedBuffer<string>({
+  const buffer = new BatchBuffer<string>({
     capacity: 3,
     key: (item) => {
       if (item.startsWith("!")) throw boom;
@@ -835,7 +834,7 @@ test("an item whose key hook throws goes under the key undefined, and the error 
   await running;
   assert.deepEqual(view(calls).slice(1), [["a", ["a1", "a2"], "close"]]);
   assert.deepEqual(errors, [boom, boom]);
-  assert.equal(keyedStats(buffer).flushedItems, 5);
+  assert.equal(buffer.stats().flushedItems, 5);
 });
 
 // ---------------------------------------------- keys compare by SameValueZero
@@ -859,10 +858,10 @@ test("keys compare like Map keys: NaN is NaN, -0 is 0, objects by identity, '1' 
     { name: "oneString", key: "1" },
   ];
   const { calls, flush } = recorder<Keyed>(false);
-  const buffer = keyedBuffer<Keyed>({ capacity: 10, key: (item) => item.key, flush });
+  const buffer = new BatchBuffer<Keyed>({ capacity: 10, key: (item) => item.key, flush });
   const running = buffer.run();
   await buffer.addAll(items);
-  assert.equal(keyedStats(buffer).openBatches, 7);
+  assert.equal(buffer.stats().openBatches, 7);
   buffer.close();
   await running;
   const groups = calls.map((call) => call.batch.map((item) => item.name).join(" ")).sort();

@@ -14,10 +14,11 @@ import {
   AddAllError,
   BatchBuffer,
   type BatchBufferConfig,
+  type BatchBufferStats,
   BufferClosedError,
   type FlushContext,
 } from "../mod.ts";
-import { type Clock, installClock } from "./helpers.ts";
+import { type Clock, installClock, track } from "./helpers.ts";
 import { Ledger } from "./ledger.ts";
 
 /** Runs per property in a normal test run; BATCHKIT_PROPERTY_RUNS overrides it. */
@@ -72,8 +73,52 @@ export type Op =
   }
   | { readonly kind: "flush" };
 
+/**
+ * What every model's scenario lays out on the scheduler, besides its config:
+ * see {@linkcode scheduleClose}, {@linkcode scheduleProducers} and
+ * {@linkcode runLifecycle}.
+ */
+export interface ScheduledScenario<O> {
+  readonly ending: "close" | "dispose";
+  /**
+   * Closes after this many scheduled steps of its own (each released at a
+   * random point, so larger numbers close later), or, when undefined, once
+   * every producer is done.
+   */
+  readonly closeAfterSteps: number | undefined;
+  /** Aborts the run signal at a random point (flushes "untilAbort" then reject). */
+  readonly abortRunSignal: boolean;
+  readonly producers: readonly (readonly O[])[];
+  /** Fake-clock advances, each at a random point. */
+  readonly ticks: readonly number[];
+}
+
+/** A {@linkcode ScheduledScenario} that also picks when run() starts. */
+export interface LifecycleScenario<O> extends ScheduledScenario<O> {
+  /** "now": run() before the producers start; "scheduled": at a random point. */
+  readonly runStart: "now" | "scheduled";
+}
+
+/** Random {@linkcode LifecycleScenario} fields, to spread last into a scenario's fc.record. */
+export function lifecycleArbs<O>(
+  ops: fc.Arbitrary<O>,
+  shape: { readonly maxOps?: number; readonly maxProducers?: number },
+): { [K in keyof LifecycleScenario<O>]: fc.Arbitrary<LifecycleScenario<O>[K]> } {
+  return {
+    runStart: fc.constantFrom("now" as const, "now" as const, "scheduled" as const),
+    ending: fc.constantFrom("close" as const, "dispose" as const),
+    closeAfterSteps: fc.option(fc.integer({ min: 1, max: 16 }), { nil: undefined }),
+    abortRunSignal: fc.boolean(),
+    producers: fc.array(fc.array(ops, { maxLength: shape.maxOps ?? 10, size: "medium" }), {
+      minLength: 1,
+      maxLength: shape.maxProducers ?? 4,
+    }),
+    ticks: fc.array(fc.integer({ min: 0, max: 60 }), { maxLength: 4 }),
+  };
+}
+
 /** A random config and workload. */
-export interface Scenario {
+export interface Scenario extends LifecycleScenario<Op> {
   readonly capacity: number;
   readonly chanSize: number | undefined;
   readonly maxConcurrentFlushes: number;
@@ -84,20 +129,6 @@ export interface Scenario {
   readonly withOnFlushError: boolean;
   readonly withWaitUntil: boolean;
   readonly outcomes: readonly FlushOutcome[];
-  /** "now": run() before the producers start; "scheduled": at a random point. */
-  readonly runStart: "now" | "scheduled";
-  readonly ending: "close" | "dispose";
-  /**
-   * Closes after this many scheduled steps of its own (each released at a
-   * random point, so larger numbers close later), or, when undefined, once
-   * every producer is done.
-   */
-  readonly closeAfterSteps: number | undefined;
-  /** Aborts the run signal at a random point (flushes "untilAbort" then reject). */
-  readonly abortRunSignal: boolean;
-  readonly producers: readonly (readonly Op[])[];
-  /** Fake-clock advances, each at a random point. */
-  readonly ticks: readonly number[];
 }
 
 /** Knobs for the scenario generator, so each property can aim somewhere. */
@@ -196,15 +227,7 @@ export function scenarioArb(shape: ScenarioShape = {}): fc.Arbitrary<Scenario> {
       withOnFlushError: fc.boolean(),
       withWaitUntil: fc.boolean(),
       outcomes: fc.array(shape.outcomes ?? anyOutcomeArb, { minLength: 1, maxLength: 6 }),
-      runStart: fc.constantFrom("now" as const, "now" as const, "scheduled" as const),
-      ending: fc.constantFrom("close" as const, "dispose" as const),
-      closeAfterSteps: fc.option(fc.integer({ min: 1, max: 16 }), { nil: undefined }),
-      abortRunSignal: fc.boolean(),
-      producers: fc.array(fc.array(ops, { maxLength: shape.maxOps ?? 10, size: "medium" }), {
-        minLength: 1,
-        maxLength: shape.maxProducers ?? 4,
-      }),
-      ticks: fc.array(fc.integer({ min: 0, max: 60 }), { maxLength: 4 }),
+      ...lifecycleArbs(ops, shape),
     });
   });
 }
@@ -226,12 +249,15 @@ export const coverage = {
 };
 
 /** When an item was handed to the buffer and when its acceptance was seen. */
-interface Acceptance {
+export interface Acceptance {
   readonly calledAt: number;
   readonly seenAt: number;
   /** Items of one addAll share an acceptance and must keep their order. */
   readonly group: number;
-  /** The add found the channel full, so it waited in line: nothing called later may pass it. */
+  /**
+   * The add had to wait in line (the channel was full, or, with keys, the
+   * byte bound was reached): nothing called later may pass it.
+   */
   readonly queued: boolean;
 }
 
@@ -283,29 +309,13 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
   const flushErrors = new Set<unknown>();
   const reportedBatches = new Set<unknown[]>();
   let wrappedReports = 0;
-  const waitUntilStates: { settled: boolean; fulfilled: boolean }[] = [];
+  const waitUntilStates: ReturnType<typeof track>[] = [];
   let flushesNotHandedOver = 0;
   let keepAlives = 0;
-  let closeCalled = false;
   let manualFlushCalls = 0;
-  let runStartedBy: "test" | "dispose" | undefined;
-  let runPromise: Promise<void> | undefined;
-  let disposePromise: Promise<void> | undefined;
-  const runController = new AbortController();
-  const runAbortReason = new Error("run signal aborted by the scenario");
-
-  /** Violations seen inside hooks, where a throw would be caught by the buffer. */
-  const violations: unknown[] = [];
-  const guard = (check: () => void) => {
-    try {
-      check();
-    } catch (error) {
-      violations.push(error);
-    }
-  };
-  const throwViolation = () => {
-    if (violations.length > 0) throw violations[0];
-  };
+  const control = new RunControl();
+  const log = violationLog();
+  const guard = log.guard;
 
   const take = (item: Item, where: string) => {
     assert.ok(!processedIds.has(item.id), `item ${item.id} handed out twice (${where})`);
@@ -335,13 +345,13 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
     assert.ok(batch.length <= capacity, `batch of ${batch.length} over capacity ${capacity}`);
     const bytes = batch.reduce((sum, item) => sum + item.size, 0);
     if (budgeted) assert.ok(bytes <= maxBatchBytes, `batch of ${bytes} bytes > ${maxBatchBytes}`);
-    if (context.reason === "close") assert.ok(closeCalled, "close flush before close()");
+    if (context.reason === "close") assert.ok(control.closeCalled, "close flush before close()");
     if (context.reason === "interval") {
       const waited = clock.now - handedAt.get(batch[0].id)!;
       assert.ok(waited >= scenario.flushInterval, `interval flush after ${waited} ms`);
     }
     if (context.reason === "manual") assert.ok(manualFlushCalls > 0, "manual flush unasked");
-    assert.ok(ours || runStartedBy === "dispose", "flush got a signal that is not run()'s");
+    assert.ok(ours || control.runStartedBy === "dispose", "flush got a signal that is not run()'s");
     for (const item of batch) {
       assert.ok(accepted.has(item.id) || !refused.has(item.id), `refused item ${item.id} flushed`);
       if (rejectEligible(item)) assert.fail(`item ${item.id} should have gone to onReject`);
@@ -355,7 +365,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
     const n = flushCalls++;
     if (scenario.withWaitUntil) flushesNotHandedOver++;
     openFlushes++;
-    const ours = context.signal === runController.signal;
+    const ours = context.signal === control.controller.signal;
     guard(() => checkFlushCall(batch, context, ours));
     let outcome = scenario.outcomes[n % scenario.outcomes.length];
     if (outcome.kind === "untilAbort" && !ours) outcome = { kind: "async" };
@@ -437,12 +447,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
       // call is the keep-alive of a batch that just opened.
       if (flushesNotHandedOver > 0) flushesNotHandedOver--;
       else keepAlives++;
-      const state = { settled: false, fulfilled: false };
-      waitUntilStates.push(state);
-      promise.then(
-        () => Object.assign(state, { settled: true, fulfilled: true }),
-        () => Object.assign(state, { settled: true }),
-      );
+      waitUntilStates.push(track(promise));
     };
   }
 
@@ -450,18 +455,12 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
 
   function checkStats(where: string): void {
     const st = buffer.stats();
-    assert.equal(
-      st.added,
-      st.rejected + st.flushedItems + st.failedItems + st.inFlightItems + st.itemsInChannel +
-        st.itemsInBatch,
-      `stats invariant broken ${where}: ${JSON.stringify(st)}`,
-    );
-    assert.ok(st.itemsInChannel <= chanSize, `${st.itemsInChannel} items in channel > ${chanSize}`);
-    assert.equal(buffer.itemsInChannel, st.itemsInChannel);
+    assertStatsBounds(st, buffer.itemsInChannel, where, {
+      chanSize,
+      maxFlushes,
+      accepted: accepted.size,
+    });
     assert.ok(st.itemsInBatch <= capacity, `batch holds ${st.itemsInBatch} > ${capacity}`);
-    assert.ok(st.flushesInFlight <= maxFlushes, `${st.flushesInFlight} flushes in flight`);
-    assert.ok(st.added >= accepted.size, `stats.added ${st.added} < ${accepted.size} seen`);
-    assert.ok(st.inFlightItems >= 0 && st.flushesInFlight >= 0, "negative in-flight count");
   }
 
   const accept = (item: Item, calledAt: number, group: number, queued = false) => {
@@ -474,26 +473,12 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
     refused.add(item.id);
   };
 
-  /** A signal for the op, and the reason it aborts with (if it does). */
-  const signalFor = (mode: AbortMode, label: string) => {
-    if (mode === "none") return { signal: undefined, reason: undefined };
-    const controller = new AbortController();
-    const reason = new Error(`abort ${label}`);
-    if (mode === "before") controller.abort(reason);
-    else s.schedule(Promise.resolve(), `abort ${label}`).then(() => controller.abort(reason));
-    return { signal: controller.signal, reason };
-  };
+  const signalFor = (mode: AbortMode, label: string) => abortSignalFor(s, mode, label);
 
   const expectRefusal = (error: unknown, item: Item, reason: unknown, closedBefore: boolean) => {
-    if (error instanceof BufferClosedError) {
-      coverage.refusedByClose++;
-      assert.ok(closeCalled, "BufferClosedError before close()");
-      assert.equal(error.item, item, "BufferClosedError carries another item");
-    } else {
-      coverage.refusedByAbort++;
-      assert.ok(reason !== undefined && error === reason, `add rejected with ${error}`);
-      assert.ok(!closedBefore, "abort reason instead of BufferClosedError after close()");
-    }
+    const why = assertRefusal(error, item, reason, closedBefore, control.closeCalled);
+    if (why === "closed") coverage.refusedByClose++;
+    else coverage.refusedByAbort++;
   };
 
   async function runOp(op: Op): Promise<void> {
@@ -502,7 +487,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
       case "add": {
         const item = makeItem(op.item);
         const { signal, reason } = signalFor(op.abort, `add #${item.id}`);
-        const closedBefore = closeCalled;
+        const closedBefore = control.closeCalled;
         const queued = buffer.itemsInChannel >= chanSize;
         if (queued) coverage.blockedAdds++;
         try {
@@ -517,7 +502,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
       }
       case "tryAdd": {
         const item = makeItem(op.item);
-        const closedBefore = closeCalled;
+        const closedBefore = control.closeCalled;
         try {
           if (buffer.tryAdd(item)) accept(item, calledAt, item.id);
           else {
@@ -552,15 +537,10 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
           assert.equal(throwAt, undefined, "addAll resolved although the iterable threw");
           for (const item of items) accept(item, calledAt, group);
         } catch (error) {
-          assert.ok(error instanceof AddAllError, `addAll rejected with ${error}`);
-          const n = error.accepted;
-          assert.ok(Number.isInteger(n) && n >= 0 && n < items.length, `accepted ${n}`);
-          const cause = error.cause;
-          if (cause === iteratorError) assert.equal(n, throwAt, "accepted != items before throw");
-          else if (cause instanceof BufferClosedError) {
-            assert.ok(closeCalled, "BufferClosedError before close()");
-            assert.equal(cause.item, items[n], "BufferClosedError carries another item");
-          } else assert.ok(reason !== undefined && cause === reason, `addAll cause ${cause}`);
+          const n = assertAddAllRejection(error, items, reason, control.closeCalled, {
+            error: iteratorError,
+            throwAt,
+          });
           for (const item of items.slice(0, n)) accept(item, calledAt, group);
           for (const item of items.slice(n)) refuse(item);
         }
@@ -569,7 +549,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
       case "flush": {
         manualFlushCalls++;
         const before = [...accepted.keys()];
-        const running = runStartedBy !== undefined;
+        const running = control.runStartedBy !== undefined;
         try {
           await buffer.flush();
           coverage.manualFlushesResolved++;
@@ -586,94 +566,7 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
     checkStats(`after ${op.kind}`);
   }
 
-  const startRun = () => {
-    if (runStartedBy === undefined) {
-      runStartedBy = "test";
-      runPromise = buffer.run(runController.signal);
-      return Promise.resolve();
-    }
-    return assert.rejects(buffer.run(runController.signal), /already called/);
-  };
-
-  const end = () => {
-    if (closeCalled) return;
-    closeCalled = true;
-    if (scenario.ending === "close") return buffer.close();
-    if (runStartedBy === undefined) runStartedBy = "dispose";
-    disposePromise = buffer[Symbol.asyncDispose]();
-  };
-
-  if (scenario.runStart === "now") await startRun();
-  const runStarted = scenario.runStart === "now"
-    ? Promise.resolve()
-    : s.schedule(Promise.resolve(), "run()").then(startRun);
-  const closer = scenario.closeAfterSteps === undefined ? undefined : (async () => {
-    for (let i = scenario.closeAfterSteps!; i > 0; i--) {
-      await s.schedule(Promise.resolve(), `close in ${i}`);
-    }
-    end();
-  })();
-  for (const ms of scenario.ticks) {
-    s.schedule(Promise.resolve(), `tick ${ms}ms`).then(() => clock.tick(ms)).catch((error) =>
-      violations.push(error)
-    );
-  }
-  if (scenario.abortRunSignal) {
-    s.schedule(Promise.resolve(), "abort run signal").then(() =>
-      runController.abort(runAbortReason)
-    );
-  }
-  const producers = scenario.producers.map(async (ops, p) => {
-    for (const [i, op] of ops.entries()) {
-      await s.schedule(Promise.resolve(), `producer ${p} op ${i}: ${op.kind}`);
-      await runOp(op);
-    }
-  });
-
-  let finished = false;
-  let failure: unknown;
-  const done = (async () => {
-    await Promise.all(producers);
-    await closer;
-    end();
-    await runStarted;
-    if (runStartedBy === "test" && scenario.ending === "close") {
-      await runPromise;
-    } else {
-      await disposePromise;
-      if (runStartedBy === "test") await runPromise; // the same run
-    }
-  })().then(() => (finished = true), (error) => {
-    finished = true;
-    failure = error;
-  });
-
-  // Drive: release scheduled tasks; when none is left, let time pass, then
-  // abort the run signal; anything still pending after that is a deadlock.
-  while (!finished) {
-    if (s.count() > 0) {
-      await s.waitOne();
-      throwViolation();
-      checkStats("after a scheduled step");
-      continue;
-    }
-    for (let i = 0; i < 100 && !finished && s.count() === 0; i++) await Promise.resolve();
-    if (finished || s.count() > 0) continue;
-    if (clock.countTimers() > 0) clock.next();
-    else if (!runController.signal.aborted) runController.abort(runAbortReason);
-    else {
-      assert.fail(
-        `deadlock: nothing scheduled, no timer, run not finished; stats ${
-          JSON.stringify(buffer.stats())
-        }`,
-      );
-    }
-  }
-  await done;
-  throwViolation();
-  if (failure !== undefined) throw failure;
-  await Promise.resolve();
-  await Promise.resolve();
+  await runLifecycle(s, clock, scenario, buffer, control, { runOp, checkStats, log });
 
   // Reconcile.
   const st = buffer.stats();
@@ -706,7 +599,10 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
   if (scenario.withWaitUntil) {
     assert.equal(flushesNotHandedOver, 0, "waitUntil missed a flush");
     assert.equal(waitUntilStates.length, flushCalls + keepAlives);
-    assert.ok(waitUntilStates.every((w) => w.fulfilled), "a waitUntil promise did not fulfil");
+    assert.ok(
+      waitUntilStates.every((w) => w.settled && !w.rejected),
+      "a waitUntil promise did not fulfil",
+    );
   }
 
   // Order: if X's acceptance was seen before Y's add was called, or X waited
@@ -721,38 +617,19 @@ async function runUnderClock(s: fc.Scheduler, scenario: Scenario, clock: Clock):
     processed.filter((item) => rejectedIds.has(item.id) && !refusedSize(item)),
     processed.filter((item) => rejectedIds.has(item.id) && refusedSize(item)),
   ];
-  for (const stream of streams) {
-    const position = new Map(stream.map((item, index) => [item.id, index]));
-    for (const x of stream) {
-      const ax = accepted.get(x.id)!;
-      for (const y of stream) {
-        const ay = accepted.get(y.id)!;
-        const happensBefore = x.id !== y.id &&
-          (ax.seenAt < ay.calledAt || (ax.group === ay.group && x.id < y.id) ||
-            (ax.queued && ax.calledAt < ay.calledAt));
-        if (happensBefore) {
-          assert.ok(
-            position.get(x.id)! < position.get(y.id)!,
-            `item ${y.id} went out before item ${x.id}`,
-          );
-        }
-      }
-    }
-  }
+  assertStreamOrder(streams, accepted);
 
-  // After the run: the buffer refuses politely and stays quiet.
-  await assert.rejects(buffer.add(makeItem({ size: 0, poison: false })), BufferClosedError);
-  assert.throws(() => buffer.tryAdd(makeItem({ size: 0, poison: false })), BufferClosedError);
-  await buffer.flush();
-  await buffer[Symbol.asyncDispose]();
-  assert.equal(clock.countTimers(), 0, "a timer was left after dispose");
+  await assertQuietAfterRun(buffer, clock, () => makeItem({ size: 0, poison: false }));
 }
 
 /** One named property over scenarios of one shape. */
-export interface ScenarioProperty {
+export interface NamedProperty<S> {
   readonly name: string;
-  readonly arbitrary: fc.Arbitrary<Scenario>;
+  readonly arbitrary: fc.Arbitrary<S>;
 }
+
+/** A property of this model's scenarios. */
+export type ScenarioProperty = NamedProperty<Scenario>;
 
 /** The properties that tests/property*.test.ts run and tests/soak.ts runs 100x more. */
 export const PROPERTIES: readonly ScenarioProperty[] = [
@@ -789,10 +666,373 @@ export async function checkProperty(
   numRuns: number = PROPERTY_RUNS,
   seed?: number,
 ): Promise<void> {
+  await checkScheduled(property, runScenario, numRuns, seed);
+}
+
+/**
+ * Checks `property` with `numRuns` scenarios, each run by `run` under
+ * fast-check's scheduler; throws fast-check's report on failure.
+ */
+export async function checkScheduled<S>(
+  property: NamedProperty<S>,
+  run: (s: fc.Scheduler, scenario: S) => Promise<void>,
+  numRuns: number = PROPERTY_RUNS,
+  seed?: number,
+): Promise<void> {
   await fc.assert(
-    fc.asyncProperty(fc.scheduler(), property.arbitrary, (s, scenario) => runScenario(s, scenario)),
+    fc.asyncProperty(fc.scheduler(), property.arbitrary, (s, scenario) => run(s, scenario)),
     seed === undefined ? { numRuns } : { numRuns, seed },
   );
+}
+
+// ---------------------------------------------------------------- scheduler scaffolding
+// Shared by this model, tests/keyed_model.ts, tests/delivery_model.ts and
+// tests/fuzz_model.ts: how a scenario's producers, close, ticks and run signal
+// are laid out on fast-check's scheduler, and the loop that drives it to the end.
+
+/** Violations seen inside hooks, where a throw would be caught by the buffer. */
+export interface ViolationLog {
+  readonly violations: unknown[];
+  /** Runs `check`, keeping what it throws instead of letting the buffer catch it. */
+  readonly guard: (check: () => void) => void;
+  /** Throws the first violation kept, if any. */
+  readonly throwViolation: () => void;
+}
+
+/** An empty {@linkcode ViolationLog}. */
+export function violationLog(): ViolationLog {
+  const violations: unknown[] = [];
+  return {
+    violations,
+    guard: (check) => {
+      try {
+        check();
+      } catch (error) {
+        violations.push(error);
+      }
+    },
+    throwViolation: () => {
+      if (violations.length > 0) throw violations[0];
+    },
+  };
+}
+
+/**
+ * Calls `end` after `steps` scheduled steps of its own (each released at a
+ * random point, so larger numbers close later); undefined when `steps` is.
+ */
+export function scheduleClose(
+  s: fc.Scheduler,
+  steps: number | undefined,
+  end: () => void,
+): Promise<void> | undefined {
+  if (steps === undefined) return undefined;
+  return (async () => {
+    for (let i = steps; i > 0; i--) await s.schedule(Promise.resolve(), `close in ${i}`);
+    end();
+  })();
+}
+
+/** Runs each producer's ops in order, each after a scheduled step of its own. */
+export function scheduleProducers<O extends { readonly kind: string }>(
+  s: fc.Scheduler,
+  producers: readonly (readonly O[])[],
+  runOp: (op: O) => Promise<void>,
+): Promise<void>[] {
+  return producers.map(async (ops, p) => {
+    for (const [i, op] of ops.entries()) {
+      await s.schedule(Promise.resolve(), `producer ${p} op ${i}: ${op.kind}`);
+      await runOp(op);
+    }
+  });
+}
+
+/** A signal for an op, and the reason it aborts with (if it does). */
+export function abortSignalFor(
+  s: fc.Scheduler,
+  mode: AbortMode,
+  label: string,
+): { signal: AbortSignal | undefined; reason: Error | undefined } {
+  if (mode === "none") return { signal: undefined, reason: undefined };
+  const controller = new AbortController();
+  const reason = new Error(`abort ${label}`);
+  if (mode === "before") controller.abort(reason);
+  else s.schedule(Promise.resolve(), `abort ${label}`).then(() => controller.abort(reason));
+  return { signal: controller.signal, reason };
+}
+
+/**
+ * Checks why add() refused `item`: a BufferClosedError for it after close(),
+ * or else its own signal's `reason` while the buffer was open.
+ */
+export function assertRefusal(
+  error: unknown,
+  item: unknown,
+  reason: unknown,
+  closedBefore: boolean,
+  closeCalled: boolean,
+): "closed" | "aborted" {
+  if (error instanceof BufferClosedError) {
+    assert.ok(closeCalled, "BufferClosedError before close()");
+    assert.equal(error.item, item, "BufferClosedError carries another item");
+    return "closed";
+  }
+  assert.ok(reason !== undefined && error === reason, `add rejected with ${error}`);
+  assert.ok(!closedBefore, "abort reason instead of BufferClosedError after close()");
+  return "aborted";
+}
+
+/**
+ * Checks addAll()'s rejection of `items`: an AddAllError that queued fewer
+ * than all of them, caused by the iterable's own throw (at `throwAt`), a
+ * BufferClosedError for the first item not queued, or the signal's `reason`.
+ * Returns how many it queued.
+ */
+export function assertAddAllRejection(
+  error: unknown,
+  items: readonly unknown[],
+  reason: unknown,
+  closeCalled: boolean,
+  iterator?: { readonly error: unknown; readonly throwAt: number | undefined },
+): number {
+  assert.ok(error instanceof AddAllError, `addAll rejected with ${error}`);
+  const n = error.accepted;
+  assert.ok(Number.isInteger(n) && n >= 0 && n < items.length, `accepted ${n}`);
+  const cause = error.cause;
+  if (iterator !== undefined && cause === iterator.error) {
+    assert.equal(n, iterator.throwAt, "accepted != items before throw");
+  } else if (cause instanceof BufferClosedError) {
+    assert.ok(closeCalled, "BufferClosedError before close()");
+    assert.equal(cause.item, items[n], "BufferClosedError carries another item");
+  } else assert.ok(reason !== undefined && cause === reason, `addAll cause ${cause}`);
+  return n;
+}
+
+/**
+ * The stats() checks every model makes: the invariant, the channel and flight
+ * bounds, buffer.itemsInChannel agreeing, and no fewer adds than `accepted`.
+ */
+export function assertStatsBounds(
+  st: BatchBufferStats,
+  itemsInChannel: number,
+  where: string,
+  limits: { readonly chanSize: number; readonly maxFlushes: number; readonly accepted: number },
+): void {
+  assert.equal(
+    st.added,
+    st.rejected + st.flushedItems + st.failedItems + st.inFlightItems + st.itemsInChannel +
+      st.itemsInBatch,
+    `stats invariant broken ${where}: ${JSON.stringify(st)}`,
+  );
+  const { chanSize, maxFlushes, accepted } = limits;
+  assert.ok(st.itemsInChannel <= chanSize, `${st.itemsInChannel} items in channel > ${chanSize}`);
+  assert.equal(itemsInChannel, st.itemsInChannel);
+  assert.ok(st.flushesInFlight <= maxFlushes, `${st.flushesInFlight} flushes in flight`);
+  assert.ok(st.added >= accepted, `stats.added ${st.added} < ${accepted} seen`);
+  assert.ok(st.inFlightItems >= 0 && st.flushesInFlight >= 0, "negative in-flight count");
+}
+
+/**
+ * Checks order within each stream (items in the order they went out): if X's
+ * acceptance was seen before Y's add was called, X and Y came from one addAll
+ * in that order, or X waited in line before Y was called, X went out first.
+ */
+export function assertStreamOrder(
+  streams: readonly (readonly { readonly id: number }[])[],
+  accepted: ReadonlyMap<number, Acceptance>,
+  what = "",
+): void {
+  for (const stream of streams) {
+    const position = new Map(stream.map((item, index) => [item.id, index]));
+    for (const x of stream) {
+      const ax = accepted.get(x.id)!;
+      for (const y of stream) {
+        const ay = accepted.get(y.id)!;
+        const happensBefore = x.id !== y.id &&
+          (ax.seenAt < ay.calledAt || (ax.group === ay.group && x.id < y.id) ||
+            (ax.queued && ax.calledAt < ay.calledAt));
+        if (happensBefore) {
+          assert.ok(
+            position.get(x.id)! < position.get(y.id)!,
+            `item ${y.id} went out before item ${x.id}${what}`,
+          );
+        }
+      }
+    }
+  }
+}
+
+/** After the run: the buffer refuses `late()` items politely and stays quiet. */
+export async function assertQuietAfterRun<T>(
+  buffer: BatchBuffer<T>,
+  clock: Clock,
+  late: () => T,
+): Promise<void> {
+  await assert.rejects(buffer.add(late()), BufferClosedError);
+  assert.throws(() => buffer.tryAdd(late()), BufferClosedError);
+  await buffer.flush();
+  await buffer[Symbol.asyncDispose]();
+  assert.equal(clock.countTimers(), 0, "a timer was left after dispose");
+}
+
+/** How {@linkcode driveToEnd} steps a scenario and what it checks between steps. */
+export interface DriveHooks {
+  readonly s: fc.Scheduler;
+  readonly clock: Clock;
+  /** Awaited before anything else while it returns a promise (clock ticks in progress). */
+  readonly pending?: () => Promise<unknown> | undefined;
+  /** After each scheduled step. */
+  readonly afterStep: () => void;
+  /** After each timer fired because nothing was scheduled. */
+  readonly afterTimer?: () => void;
+  /** With nothing scheduled and no timer: true when it got the run moving again. */
+  readonly unstick?: () => boolean;
+  readonly runAborted: () => boolean;
+  readonly abortRun: () => void;
+  /** The buffer's stats, for the deadlock message. */
+  readonly stats: () => unknown;
+  readonly throwViolation: () => void;
+}
+
+/**
+ * Drives the scheduler until `work` settles: scheduled tasks first; when none
+ * is left, lets time pass, then aborts the run signal; anything still pending
+ * after that is a deadlock. Rethrows a violation, then `work`'s failure.
+ */
+export async function driveToEnd(work: Promise<void>, hooks: DriveHooks): Promise<void> {
+  const { s, clock } = hooks;
+  let finished = false;
+  let failure: unknown;
+  const done = work.then(() => (finished = true), (error) => {
+    finished = true;
+    failure = error;
+  });
+  while (!finished) {
+    const pending = hooks.pending?.();
+    if (pending !== undefined) {
+      await pending;
+      continue;
+    }
+    if (s.count() > 0) {
+      await s.waitOne();
+      hooks.afterStep();
+      continue;
+    }
+    for (let i = 0; i < 100 && !finished && s.count() === 0; i++) await Promise.resolve();
+    if (finished || s.count() > 0) continue;
+    if (clock.countTimers() > 0) {
+      clock.next();
+      hooks.afterTimer?.();
+    } else if (hooks.unstick?.()) continue;
+    else if (!hooks.runAborted()) hooks.abortRun();
+    else {
+      assert.fail(
+        `deadlock: nothing scheduled, no timer, run not finished; stats ${
+          JSON.stringify(hooks.stats())
+        }`,
+      );
+    }
+  }
+  await done;
+  hooks.throwViolation();
+  if (failure !== undefined) throw failure;
+}
+
+/**
+ * Who started run(), whether close() was called, and the run signal: the
+ * state a model's hooks check against while {@linkcode runLifecycle} drives.
+ */
+export class RunControl {
+  closeCalled = false;
+  /** "dispose": the scenario never called run(), so [Symbol.asyncDispose]() did. */
+  runStartedBy: "test" | "dispose" | undefined;
+  readonly controller: AbortController = new AbortController();
+  readonly abortReason: Error = new Error("run signal aborted by the scenario");
+}
+
+/** What {@linkcode runLifecycle} needs from a model besides the buffer. */
+export interface LifecycleHooks<O> {
+  readonly runOp: (op: O) => Promise<void>;
+  readonly checkStats: (where: string) => void;
+  readonly log: ViolationLog;
+  readonly unstick?: () => boolean;
+}
+
+/**
+ * Runs a scenario's lifecycle: starts run() now or at a scheduled point
+ * (a second call must reject), schedules the producers, the close or dispose,
+ * the ticks and the run signal's abort, and drives it all to the end.
+ */
+export async function runLifecycle<T, O extends { readonly kind: string }>(
+  s: fc.Scheduler,
+  clock: Clock,
+  scenario: LifecycleScenario<O>,
+  buffer: BatchBuffer<T>,
+  control: RunControl,
+  hooks: LifecycleHooks<O>,
+): Promise<void> {
+  const signal = control.controller.signal;
+  let runPromise: Promise<void> | undefined;
+  let disposePromise: Promise<void> | undefined;
+  const startRun = () => {
+    if (control.runStartedBy === undefined) {
+      control.runStartedBy = "test";
+      runPromise = buffer.run(signal);
+      return Promise.resolve();
+    }
+    return assert.rejects(buffer.run(signal), /already called/);
+  };
+  const end = () => {
+    if (control.closeCalled) return;
+    control.closeCalled = true;
+    if (scenario.ending === "close") return buffer.close();
+    if (control.runStartedBy === undefined) control.runStartedBy = "dispose";
+    disposePromise = buffer[Symbol.asyncDispose]();
+  };
+  const abortRun = () => control.controller.abort(control.abortReason);
+
+  if (scenario.runStart === "now") await startRun();
+  const runStarted = scenario.runStart === "now"
+    ? Promise.resolve()
+    : s.schedule(Promise.resolve(), "run()").then(startRun);
+  const closer = scheduleClose(s, scenario.closeAfterSteps, end);
+  for (const ms of scenario.ticks) {
+    s.schedule(Promise.resolve(), `tick ${ms}ms`).then(() => clock.tick(ms)).catch((error) =>
+      hooks.log.violations.push(error)
+    );
+  }
+  if (scenario.abortRunSignal) s.schedule(Promise.resolve(), "abort run signal").then(abortRun);
+  const producers = scheduleProducers(s, scenario.producers, hooks.runOp);
+
+  await driveToEnd(
+    (async () => {
+      await Promise.all(producers);
+      await closer;
+      end();
+      await runStarted;
+      if (control.runStartedBy === "test" && scenario.ending === "close") {
+        await runPromise;
+      } else {
+        await disposePromise;
+        if (control.runStartedBy === "test") await runPromise; // the same run
+      }
+    })(),
+    {
+      s,
+      clock,
+      afterStep: () => {
+        hooks.log.throwViolation();
+        hooks.checkStats("after a scheduled step");
+      },
+      ...(hooks.unstick === undefined ? {} : { unstick: hooks.unstick }),
+      runAborted: () => signal.aborted,
+      abortRun,
+      stats: () => buffer.stats(),
+      throwViolation: hooks.log.throwViolation,
+    },
+  );
+  await Promise.resolve();
+  await Promise.resolve();
 }
 
 /** The name tests/faults.test.ts gives {@linkcode checkRandomFaults}. */

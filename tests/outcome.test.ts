@@ -4,24 +4,24 @@
 import assert from "node:assert/strict";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import process from "node:process";
+import { BatchBuffer, type FlushOutcome } from "../mod.ts";
 import { skip, test } from "./harness.ts";
 import { findRoot, findRuntime, runProcess, withFakeClock } from "./helpers.ts";
 import {
   BackendError,
-  deliveryBuffer,
   drive,
   EXACT,
   fail,
-  type FlushOutcome,
   recordFailures,
   recordTries,
+  runThrough,
 } from "./delivery_helpers.ts";
 
 test("without retry, a flush that throws is tried once and its batch goes to onFlushError", () =>
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>(() => fail("backend down"));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 3,
       flushInterval: Infinity,
       flush,
@@ -55,7 +55,7 @@ for (const mode of ["synchronous", "asynchronous"] as const) {
         return mode === "synchronous" ? outcome : Promise.resolve(outcome);
       });
       const { failures, onFlushError } = recordFailures<number>();
-      const buffer = deliveryBuffer<number>({ capacity: 5, flush, onFlushError });
+      const buffer = new BatchBuffer<number>({ capacity: 5, flush, onFlushError });
       const running = buffer.run();
       for (const item of [1, 2, 3, 4, 5]) await buffer.add(item);
       buffer.close();
@@ -77,7 +77,7 @@ test("without retry, an outcome without error hands onFlushError an Error saying
   withFakeClock(async (clock) => {
     const { flush } = recordTries<number>((batch) => ({ retry: batch.slice(0, 3) }));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({ capacity: 7, flush, onFlushError });
+    const buffer = new BatchBuffer<number>({ capacity: 7, flush, onFlushError });
     const running = buffer.run();
     for (let item = 0; item < 7; item++) await buffer.add(item);
     buffer.close();
@@ -92,11 +92,12 @@ test("an outcome with an empty retry array is a success", () =>
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>(() => ({ retry: [], error: new Error("unused") }));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({ capacity: 2, retry: EXACT, flush, onFlushError });
-    const running = buffer.run();
-    for (const item of [1, 2]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    const buffer = await runThrough<number>(clock, {
+      capacity: 2,
+      retry: EXACT,
+      flush,
+      onFlushError,
+    }, [1, 2]);
     assert.equal(tries.length, 1, "nothing to retry");
     assert.deepEqual(failures, []);
     const stats = buffer.stats();
@@ -125,7 +126,7 @@ test("only a resolved object with a retry array counts as an outcome; any other 
         : Promise.resolve(values[index % values.length])
     );
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({ capacity: 1, retry: EXACT, flush, onFlushError });
+    const buffer = new BatchBuffer<number>({ capacity: 1, retry: EXACT, flush, onFlushError });
     const running = buffer.run();
     // Each value twice: once returned as is, once inside a promise.
     for (let item = 0; item < 2 * values.length; item++) await buffer.add(item);
@@ -143,25 +144,21 @@ test("a fetch-shaped flush (resolving to a Response) counts as a success whateve
     const statuses = [200, 202, 500];
     let n = 0;
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = await runThrough<number>(clock, {
       capacity: 1,
       retry: EXACT,
       // What `(batch) => fetch(url, { method: "POST", body: JSON.stringify(batch) })` returns.
       flush: (batch) =>
         Promise.resolve(new Response(JSON.stringify(batch), { status: statuses[n++] })),
       onFlushError,
-    });
-    const running = buffer.run();
-    for (const item of [1, 2, 3]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    }, [1, 2, 3]);
     assert.equal(n, 3);
     assert.deepEqual(failures, []);
     assert.deepEqual([buffer.stats().flushedItems, buffer.stats().retries], [3, 0]);
   }));
 
-// The compile-time half of the contract, checked against src/'s real types (not
-// the test shim): the snippet must type-check with `deno check`.
+// The compile-time half of the contract, as a user writes it against mod.ts
+// (fetch-shaped flushes included): the snippet must type-check with `deno check`.
 const SNIPPET = `import {
   BatchBuffer,
   type BatchBufferConfig,

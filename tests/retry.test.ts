@@ -2,18 +2,16 @@
 // the try; after an outcome, only `outcome.retry`; always alone, never merged
 // with newer items, in order, with the original reason and a counting attempt.
 import assert from "node:assert/strict";
-import type { FlushReason } from "../mod.ts";
+import { BatchBuffer, type BatchBufferConfig, type FlushReason } from "../mod.ts";
 import { test } from "./harness.ts";
 import { type Clock, withFakeClock } from "./helpers.ts";
 import {
-  type DeliveryBuffer,
-  deliveryBuffer,
-  type DeliveryConfig,
   drive,
   EXACT,
   fail,
   recordFailures,
   recordTries,
+  runThrough,
   type Try,
 } from "./delivery_helpers.ts";
 
@@ -24,7 +22,7 @@ test("after a throw, every item of the batch is tried again, alone, while newer 
     const { tries, flush } = recordTries<number>((batch, t) =>
       t.attempt === 1 && batch.includes(1) ? fail("first try fails") : undefined
     );
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 3,
       maxConcurrentFlushes: 2,
       flushInterval: Infinity,
@@ -52,7 +50,7 @@ test("after a rejection, the batch is tried again alone; items added meanwhile w
     const { tries, flush } = recordTries<number>((_batch, t) =>
       t.attempt === 1 && t.batch[0] === 1 ? Promise.reject(new Error("503")) : Promise.resolve()
     );
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 3,
       flushInterval: Infinity,
       retry: EXACT,
@@ -78,7 +76,7 @@ test("after an outcome, only outcome.retry is tried again, in the batch's order"
       if (t.attempt === 2) return Promise.resolve({ retry: batch.filter((item) => item === 5) });
     });
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({ capacity: 6, retry: EXACT, flush, onFlushError });
+    const buffer = new BatchBuffer<number>({ capacity: 6, retry: EXACT, flush, onFlushError });
     const running = buffer.run();
     for (let item = 1; item <= 6; item++) await buffer.add(item);
     buffer.close();
@@ -98,11 +96,7 @@ test("a retry that throws after a partial outcome tries the same remaining items
       if (t.attempt === 1) return { retry: batch.slice(1, 3) };
       if (t.attempt === 2) fail("the retry failed as a whole");
     });
-    const buffer = deliveryBuffer<number>({ capacity: 4, retry: EXACT, flush });
-    const running = buffer.run();
-    for (const item of [1, 2, 3, 4]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    await runThrough<number>(clock, { capacity: 4, retry: EXACT, flush }, [1, 2, 3, 4]);
     assert.deepEqual(shape(tries), [
       { batch: [1, 2, 3, 4], attempt: 1 },
       { batch: [2, 3], attempt: 2 },
@@ -114,8 +108,8 @@ test("a retry that throws after a partial outcome tries the same remaining items
 const reasonSetups: Record<
   FlushReason,
   {
-    config: Partial<DeliveryConfig<number>>;
-    trigger: (buffer: DeliveryBuffer<number>, clock: Clock) => Promise<void>;
+    config: Partial<BatchBufferConfig<number>>;
+    trigger: (buffer: BatchBuffer<number>, clock: Clock) => Promise<void>;
     batch: number[];
   }
 > = {
@@ -173,7 +167,7 @@ for (const [reason, setup] of Object.entries(reasonSetups)) {
         // Only the batch under test fails, twice.
         if (t.attempt < 3 && batch[0] === setup.batch[0]) fail(`try ${t.attempt} fails`);
       });
-      const buffer = deliveryBuffer<number>({
+      const buffer = new BatchBuffer<number>({
         flushInterval: Infinity,
         ...setup.config,
         retry: EXACT,
@@ -206,11 +200,11 @@ test("a flush that empties its array before failing still has every item retried
         return { retry };
       }
     });
-    const buffer = deliveryBuffer<string>({ capacity: 3, retry: EXACT, flush });
-    const running = buffer.run();
-    for (const item of ["a", "b", "c"]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    const buffer = await runThrough<string>(clock, { capacity: 3, retry: EXACT, flush }, [
+      "a",
+      "b",
+      "c",
+    ]);
     assert.deepEqual(tries.map((t) => t.batch), [["a", "b", "c"], ["a", "b", "c"], ["a", "c"]]);
     assert.equal(buffer.stats().flushedItems, 3);
   }));
@@ -222,11 +216,7 @@ test("a retried batch is a fresh array each try, so a flush may keep the previou
       kept.push(batch);
       if (t.attempt < 3) fail("again");
     });
-    const buffer = deliveryBuffer<number>({ capacity: 2, retry: EXACT, flush });
-    const running = buffer.run();
-    for (const item of [1, 2]) await buffer.add(item);
-    buffer.close();
-    await drive(clock, running);
+    await runThrough<number>(clock, { capacity: 2, retry: EXACT, flush }, [1, 2]);
     assert.equal(kept.length, 3);
     assert.notEqual(kept[0], kept[1]);
     assert.notEqual(kept[1], kept[2]);

@@ -3,16 +3,17 @@
 // waits and batches still go out in the order they were formed. Timers exist
 // only while something waits.
 import assert from "node:assert/strict";
+import { BatchBuffer } from "../mod.ts";
 import { test } from "./harness.ts";
 import { deferred, prng, track, withFakeClock } from "./helpers.ts";
-import { deliveryBuffer, drive, EXACT, fail, recordTries } from "./delivery_helpers.ts";
+import { drive, EXACT, fail, recordTries } from "./delivery_helpers.ts";
 
 test("a batch waiting to retry keeps its slot: the run loop takes nothing, the channel fills, add() waits", () =>
   withFakeClock(async (clock) => {
     const { tries, flush } = recordTries<number>((batch, t) =>
       t.attempt === 1 && batch[0] === 1 ? fail("503") : undefined
     );
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 2,
       chanSize: 2,
       flushInterval: Infinity,
@@ -64,7 +65,7 @@ test("with one flush at a time, batches are delivered in the order they were for
       }
       delivered.push([...batch]);
     });
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 3,
       chanSize: 4,
       retry: { ...EXACT, attempts: 10 },
@@ -89,7 +90,7 @@ test("with two flushes at a time, a batch backing off holds one slot and the oth
       if (batch[0] === 1 && t.attempt === 1) fail("down");
       if (batch[0] === 2) return gate.promise;
     });
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 1,
       chanSize: 1,
       maxConcurrentFlushes: 2,
@@ -126,7 +127,7 @@ test("no timer is pending while nothing waits, with retry and flushTimeout confi
         ? fail("once")
         : new Promise<void>((resolve) => setTimeout(resolve, 5))
     );
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 2,
       flushInterval: 1_000,
       flushTimeout: 10_000,
@@ -157,7 +158,7 @@ test("no timer is left once run() resolves, after retries, give-ups and timeouts
       if (batch[0] % 3 === 1 && t.attempt < 3) fail("retried");
       if (batch[0] % 3 === 2) fail("never works");
     });
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 1,
       chanSize: 10,
       flushTimeout: 50,

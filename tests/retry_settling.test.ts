@@ -2,23 +2,22 @@
 // waitUntil resolve only after every retry of the batches they wait for has
 // ended, in a delivery or in onFlushError.
 import assert from "node:assert/strict";
+import { BatchBuffer } from "../mod.ts";
 import { test } from "./harness.ts";
 import { track, withFakeClock } from "./helpers.ts";
 import {
-  deliveryBuffer,
   drive,
   EXACT,
   fail,
+  failFirstTry,
   recordFailures,
   recordTries,
 } from "./delivery_helpers.ts";
 
 test("flush() resolves only once the retry of its batch has succeeded", () =>
   withFakeClock(async (clock) => {
-    const { tries, flush } = recordTries<number>((_batch, t) =>
-      t.attempt === 1 ? fail("once") : undefined
-    );
-    const buffer = deliveryBuffer<number>({ flushInterval: Infinity, retry: EXACT, flush });
+    const { tries, flush } = recordTries<number>(failFirstTry);
+    const buffer = new BatchBuffer<number>({ flushInterval: Infinity, retry: EXACT, flush });
     const running = buffer.run();
     await buffer.add(1);
     const flushed = track(buffer.flush());
@@ -37,7 +36,7 @@ test("flush() resolves only once the retries have ended in onFlushError", () =>
   withFakeClock(async (clock) => {
     const { flush } = recordTries<number>(() => fail("down"));
     const { failures, onFlushError } = recordFailures<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       flushInterval: Infinity,
       retry: { ...EXACT, attempts: 3 },
       flush,
@@ -58,11 +57,8 @@ test("flush() resolves only once the retries have ended in onFlushError", () =>
 
 test("flush() called while a batch backs off waits for that batch's retry", () =>
   withFakeClock(async (clock) => {
-    const { flush } = recordTries<number>((
-      _batch,
-      t,
-    ) => (t.attempt === 1 ? fail("once") : undefined));
-    const buffer = deliveryBuffer<number>({ capacity: 1, retry: EXACT, flush });
+    const { flush } = recordTries<number>(failFirstTry);
+    const buffer = new BatchBuffer<number>({ capacity: 1, retry: EXACT, flush });
     const running = buffer.run();
     await buffer.add(1); // full: fails, backs off
     await clock.tickAsync(50);
@@ -80,7 +76,7 @@ test("flush() after an outcome waits for the retry of the outcome's items only",
     const { tries, flush } = recordTries<number>((batch, t) =>
       t.attempt === 1 ? { retry: batch.slice(1) } : undefined
     );
-    const buffer = deliveryBuffer<number>({ capacity: 10, retry: EXACT, flush });
+    const buffer = new BatchBuffer<number>({ capacity: 10, retry: EXACT, flush });
     const running = buffer.run();
     for (const item of [1, 2]) await buffer.add(item);
     const flushed = track(buffer.flush());
@@ -99,7 +95,7 @@ test("run() resolves only after every retry has ended", () =>
       _batch,
       t,
     ) => (t.attempt < 3 ? fail("again") : undefined));
-    const buffer = deliveryBuffer<number>({ capacity: 2, retry: EXACT, flush });
+    const buffer = new BatchBuffer<number>({ capacity: 2, retry: EXACT, flush });
     const running = buffer.run();
     for (const item of [1, 2, 3]) await buffer.add(item);
     buffer.close();
@@ -121,11 +117,8 @@ test("run() resolves only after every retry has ended", () =>
 
 test("dispose resolves only after every retry has ended", () =>
   withFakeClock(async (clock) => {
-    const { flush } = recordTries<number>((
-      _batch,
-      t,
-    ) => (t.attempt === 1 ? fail("once") : undefined));
-    const buffer = deliveryBuffer<number>({ retry: EXACT, flush });
+    const { flush } = recordTries<number>(failFirstTry);
+    const buffer = new BatchBuffer<number>({ retry: EXACT, flush });
     void buffer.run();
     await buffer.add(1);
     const disposed = track(buffer[Symbol.asyncDispose]());
@@ -138,11 +131,8 @@ test("dispose resolves only after every retry has ended", () =>
 
 test("dispose without run() retries too, and resolves after the last try", () =>
   withFakeClock(async (clock) => {
-    const { tries, flush } = recordTries<number>((
-      _batch,
-      t,
-    ) => (t.attempt === 1 ? fail("once") : undefined));
-    const buffer = deliveryBuffer<number>({ retry: EXACT, flush });
+    const { tries, flush } = recordTries<number>(failFirstTry);
+    const buffer = new BatchBuffer<number>({ retry: EXACT, flush });
     await buffer.add(1);
     const disposed = track(buffer[Symbol.asyncDispose]());
     await clock.tickAsync(99);
@@ -159,7 +149,7 @@ test("the promises handed to waitUntil settle only after the batch's last try", 
       _batch,
       t,
     ) => (t.attempt < 3 ? fail("again") : undefined));
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       retry: EXACT,
       flush,
       waitUntil: (promise) => void handed.push(track(promise)),

@@ -2,17 +2,15 @@
 // multiplier^(n−1)), uniform in [0, that] with jitter; a retryAfter from the
 // outcome or the thrown error is used exactly (no jitter, no cap).
 import assert from "node:assert/strict";
+import { BatchBuffer, parseRetryAfter, type RetryOptions } from "../mod.ts";
 import { test } from "./harness.ts";
 import { type Clock, withFakeClock } from "./helpers.ts";
 import {
   BackendError,
-  deliveryBuffer,
   drive,
   fail,
-  parseRetryAfter,
   recordFailures,
   recordTries,
-  type RetryOptions,
   type Try,
 } from "./delivery_helpers.ts";
 
@@ -27,7 +25,7 @@ async function tryTimes(
 ): Promise<{ starts: number[]; failedAt: number[] }> {
   const { tries, flush } = recordTries<number>(respond);
   const { failures, onFlushError } = recordFailures<number>();
-  const buffer = deliveryBuffer<number>({ capacity: 1, retry, flush, onFlushError });
+  const buffer = new BatchBuffer<number>({ capacity: 1, retry, flush, onFlushError });
   const running = buffer.run();
   const t0 = Date.now();
   await buffer.add(1);

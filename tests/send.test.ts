@@ -3,16 +3,16 @@
 // carrying the item succeeded, or rejects with a DeliveryError when the item
 // ends in onFlushError or is refused by canAdd / sizeOf / the byte budget.
 import assert from "node:assert/strict";
-import { BufferClosedError } from "../mod.ts";
+import { BatchBuffer, BufferClosedError } from "../mod.ts";
 import { test } from "./harness.ts";
 import { deferred, track, withFakeClock } from "./helpers.ts";
 import {
   assertDeliveryError,
   BackendError,
-  deliveryBuffer,
   drive,
   EXACT,
   fail,
+  failFirstTry,
   recordFailures,
   recordTries,
 } from "./delivery_helpers.ts";
@@ -20,7 +20,7 @@ import {
 test("send() resolves once a try carrying the item has succeeded, not when the item is accepted", () =>
   withFakeClock(async (clock) => {
     const gate = deferred();
-    const buffer = deliveryBuffer<number>({ capacity: 1, flush: () => gate.promise });
+    const buffer = new BatchBuffer<number>({ capacity: 1, flush: () => gate.promise });
     const running = buffer.run();
     const sending = buffer.send(1);
     const sent = track(sending);
@@ -37,11 +37,8 @@ test("send() resolves once a try carrying the item has succeeded, not when the i
 
 test("send() resolves only after the retry that delivered the item", () =>
   withFakeClock(async (clock) => {
-    const { flush } = recordTries<number>((
-      _batch,
-      t,
-    ) => (t.attempt === 1 ? fail("once") : undefined));
-    const buffer = deliveryBuffer<number>({ capacity: 1, retry: EXACT, flush });
+    const { flush } = recordTries<number>(failFirstTry);
+    const buffer = new BatchBuffer<number>({ capacity: 1, retry: EXACT, flush });
     const running = buffer.run();
     const sent = track(buffer.send(1));
     await clock.tickAsync(99);
@@ -57,7 +54,7 @@ test("after an outcome, sends of the delivered items resolve at once and retried
     const { flush } = recordTries<number>((batch, t) =>
       t.attempt === 1 ? { retry: batch.filter((item) => item === 2) } : undefined
     );
-    const buffer = deliveryBuffer<number>({ capacity: 3, retry: EXACT, flush });
+    const buffer = new BatchBuffer<number>({ capacity: 3, retry: EXACT, flush });
     const running = buffer.run();
     const sent = [1, 2, 3].map((item) => track(buffer.send(item)));
     await clock.tickAsync(0);
@@ -80,7 +77,7 @@ test("send() rejects with a DeliveryError carrying the item and the last error w
       throw errors.at(-1);
     });
     const { failures, onFlushError } = recordFailures<string>();
-    const buffer = deliveryBuffer<string>({
+    const buffer = new BatchBuffer<string>({
       capacity: 2,
       retry: { ...EXACT, attempts: 2 },
       flush,
@@ -100,7 +97,7 @@ test("send() rejects with a DeliveryError carrying the item and the last error w
 test("without retry, send() rejects with a DeliveryError whose cause is the flush's error", () =>
   withFakeClock(async (clock) => {
     const error = new BackendError("500");
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       flush: () => Promise.reject(error),
       onFlushError: () => {},
     });
@@ -114,7 +111,7 @@ test("without retry, send() rejects with a DeliveryError whose cause is the flus
 test("a partial failure rejects exactly the sends of the items that failed", () =>
   withFakeClock(async (clock) => {
     const error = new BackendError("ProvisionedThroughputExceededException");
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 3,
       flush: (batch) => ({ retry: batch.filter((item) => item === 2), error }),
       onFlushError: () => {},
@@ -129,7 +126,7 @@ test("a partial failure rejects exactly the sends of the items that failed", () 
 
 test("a send() whose try timed out rejects with a DeliveryError caused by the TimeoutError", () =>
   withFakeClock(async (clock) => {
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       flushTimeout: 50,
       flush: () => new Promise(() => {}),
       onFlushError: () => {},
@@ -147,7 +144,7 @@ test("send() refused by canAdd rejects with a DeliveryError, and onReject still 
   withFakeClock(async (clock) => {
     const rejected: number[] = [];
     const { tries, flush } = recordTries<number>();
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       canAdd: (_batch, item) => item !== 2,
       onReject: (item) => void rejected.push(item),
       flush,
@@ -167,7 +164,7 @@ test("send() refused by canAdd rejects with a DeliveryError, and onReject still 
 test("send() refused by sizeOf or the byte budget rejects with a DeliveryError, and onReject gets the item", () =>
   withFakeClock(async (clock) => {
     const rejected: number[] = [];
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       sizeOf: (item) => (item < 0 ? NaN : item),
       maxBatchBytes: 10,
       onReject: (item) => void rejected.push(item),
@@ -186,7 +183,7 @@ test("send() refused by sizeOf or the byte budget rejects with a DeliveryError, 
   }));
 
 test("send() after close() rejects with BufferClosedError carrying the item", async () => {
-  const buffer = deliveryBuffer<number>({ flush: () => {} });
+  const buffer = new BatchBuffer<number>({ flush: () => {} });
   buffer.close();
   await assert.rejects(
     buffer.send(7),
@@ -198,7 +195,7 @@ test("send() after close() rejects with BufferClosedError carrying the item", as
 test("send() waits for room, and one still waiting rejects with BufferClosedError on close()", () =>
   withFakeClock(async (clock) => {
     const gate = deferred();
-    const buffer = deliveryBuffer<number>({ capacity: 1, chanSize: 1, flush: () => gate.promise });
+    const buffer = new BatchBuffer<number>({ capacity: 1, chanSize: 1, flush: () => gate.promise });
     const running = buffer.run();
     const first = track(buffer.send(1)); // in flight
     const second = track(buffer.send(2)); // in the channel
@@ -222,7 +219,7 @@ test("send() obeys its signal while it waits for room; the item is not queued", 
   withFakeClock(async (clock) => {
     const gate = deferred();
     const { tries, flush } = recordTries<number>(() => gate.promise);
-    const buffer = deliveryBuffer<number>({ capacity: 1, chanSize: 1, flush });
+    const buffer = new BatchBuffer<number>({ capacity: 1, chanSize: 1, flush });
     const running = buffer.run();
     void buffer.send(1);
     void buffer.send(2);
@@ -245,7 +242,7 @@ test("send() obeys its signal while it waits for room; the item is not queued", 
 test("send()'s signal only bounds the wait for room: aborting it after acceptance does not cancel delivery", () =>
   withFakeClock(async (clock) => {
     const gate = deferred();
-    const buffer = deliveryBuffer<number>({ flush: () => gate.promise });
+    const buffer = new BatchBuffer<number>({ flush: () => gate.promise });
     const running = buffer.run();
     const controller = new AbortController();
     const sent = track(buffer.send(1, { signal: controller.signal }));
@@ -260,7 +257,7 @@ test("send()'s signal only bounds the wait for room: aborting it after acceptanc
   }));
 
 test("send() rejects with a TypeError for a signal that is not an AbortSignal, like add()", async () => {
-  const buffer = deliveryBuffer<number>({ flush: () => {} });
+  const buffer = new BatchBuffer<number>({ flush: () => {} });
   await assert.rejects(
     buffer.send(1, { signal: "soon" as unknown as AbortSignal }),
     TypeError,
@@ -271,11 +268,8 @@ test("send() rejects with a TypeError for a signal that is not an AbortSignal, l
 
 test("add() and send() mix in one buffer, with retries", () =>
   withFakeClock(async (clock) => {
-    const { tries, flush } = recordTries<number>((
-      _batch,
-      t,
-    ) => (t.attempt === 1 ? fail("once") : undefined));
-    const buffer = deliveryBuffer<number>({ capacity: 2, chanSize: 4, retry: EXACT, flush });
+    const { tries, flush } = recordTries<number>(failFirstTry);
+    const buffer = new BatchBuffer<number>({ capacity: 2, chanSize: 4, retry: EXACT, flush });
     const running = buffer.run();
     await buffer.add(1);
     const second = track(buffer.send(2));
@@ -302,7 +296,7 @@ test("add() and send() mix in one buffer, with retries", () =>
 test("send() of equal values settles each call", () =>
   withFakeClock(async (clock) => {
     let calls = 0;
-    const buffer = deliveryBuffer<number>({
+    const buffer = new BatchBuffer<number>({
       capacity: 2,
       flush: () => {
         if (calls++ === 1) fail("second batch fails");
@@ -323,7 +317,7 @@ test("send() of equal values settles each call", () =>
 
 test("send() before run() waits in the channel and resolves once run() delivered the item", () =>
   withFakeClock(async (clock) => {
-    const buffer = deliveryBuffer<number>({ flush: () => {} });
+    const buffer = new BatchBuffer<number>({ flush: () => {} });
     const sent = track(buffer.send(1));
     await clock.tickAsync(0);
     assert.deepEqual([buffer.stats().itemsInChannel, sent.settled], [1, false]);
@@ -335,7 +329,7 @@ test("send() before run() waits in the channel and resolves once run() delivered
 
 test("send() with dispose and no run() resolves after the drain", () =>
   withFakeClock(async (clock) => {
-    const buffer = deliveryBuffer<number>({ flush: () => Promise.resolve() });
+    const buffer = new BatchBuffer<number>({ flush: () => Promise.resolve() });
     const sent = track(buffer.send(1));
     await drive(clock, buffer[Symbol.asyncDispose](), "dispose");
     assert.deepEqual([sent.settled, sent.rejected], [true, false]);
