@@ -25,7 +25,7 @@ import {
   PROPERTY_RUNS,
   RANDOM_FAULTS_NAME,
 } from "./model.ts";
-import { checkKeyedProperty, KEYED_PROPERTIES, KEYED_PROPERTY_RUNS } from "./keyed_model.ts";
+import { checkKeyedProperty, KEYED_PROPERTIES } from "./keyed_model.ts";
 import { checkDeliveryProperty, DELIVERY_PROPERTIES } from "./delivery_model.ts";
 import { checkFuzz, FUZZ_NAME } from "./fuzz_model.ts";
 
@@ -298,10 +298,8 @@ async function millions(): Promise<void> {
 
 async function properties(): Promise<void> {
   if (RUNS_MULTIPLIER === 0) return;
-  // Each property gets its own npm-test runs times the multiplier; a module
-  // that reads its runs on its own could differ from PROPERTY_RUNS.
+  // Each property gets its npm-test runs (PROPERTY_RUNS, shared by every model) times the multiplier.
   const model = PROPERTY_RUNS * RUNS_MULTIPLIER;
-  const keyed = KEYED_PROPERTY_RUNS * RUNS_MULTIPLIER;
   const all: [string, number, (runs: number) => Promise<void>][] = [
     ...PROPERTIES.map((p): [string, number, (runs: number) => Promise<void>] => [
       p.name,
@@ -311,7 +309,7 @@ async function properties(): Promise<void> {
     [RANDOM_FAULTS_NAME, model, (runs) => checkRandomFaults(runs)],
     ...KEYED_PROPERTIES.map((p): [string, number, (runs: number) => Promise<void>] => [
       `keyed: ${p.name}`,
-      keyed,
+      model,
       (runs) => checkKeyedProperty(p, runs),
     ]),
     ...DELIVERY_PROPERTIES.map((p): [string, number, (runs: number) => Promise<void>] => [
