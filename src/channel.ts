@@ -1,27 +1,5 @@
 // The bounded FIFO between producers and the run loop. Internal: not exported from mod.ts.
-import { AbortListeners } from "./abort_listeners.ts";
-
-// The waiter line holds each waiting producer in STRIDE consecutive slots.
-const STRIDE = 4;
-const ENTRY = 0;
-/** The waiter's resolve function; `undefined` marks the slots of a waiter that left. */
-const RESOLVE = 1;
-const SIGNAL = 2;
-const BYTES = 3;
-/** Dead waiters the line tolerates before compacting (and only while they outnumber the live). */
-const COMPACT_AFTER = 1024;
-
-type Resolve = (value: void | PromiseLike<void>) => void;
-
-/**
- * Rejects a waiter's promise through its resolve function (a microtask later
- * than its reject would): the line keeps no reject function, so V8 collects
- * it, about 70 bytes less per blocked producer.
- */
-function rejectThrough(resolve: Resolve, reason: unknown): void {
-  const rejecting = { then: (_: unknown, reject: (reason: unknown) => void) => reject(reason) };
-  resolve(rejecting as unknown as PromiseLike<void>); // all a promise reads of a thenable
-}
+import { WaiterLine } from "./waiter_line.ts";
 
 /** One shared settled promise: awaiting it costs no allocation. */
 export const RESOLVED: Promise<void> = Promise.resolve();
@@ -65,16 +43,9 @@ export class Channel<E> {
   /** Entries the stream has delivered, oldest at `#arrivedHead`. */
   #arrived: E[] = [];
   #arrivedHead = 0;
-  /** Waiting producers, STRIDE slots each, oldest at or after `#lineHead`. */
-  readonly #line: unknown[] = [];
-  #lineHead = 0;
-  #waiting = 0;
+  /** Waiting producers; after an abort, the first in line may have been waiting for bytes. */
+  readonly #line = new WaiterLine<E>(() => this.#admitWaiters());
   #closedError: ((entry: E) => unknown) | undefined;
-  /** Waits keyed by their first slot in `#line`. */
-  readonly #aborts = new AbortListeners<number>((slots, signal) => this.#abort(slots, signal));
-  // One executor for every blocked send(): it hands over the new promise's functions.
-  #resolveNext: Resolve = () => {};
-  readonly #capture = (resolve: Resolve): void => void (this.#resolveNext = resolve);
 
   /**
    * @param capacity Entries accepted and not taken, at most.
@@ -103,7 +74,7 @@ export class Channel<E> {
 
   /** Producers waiting for room. */
   get waiting(): number {
-    return this.#waiting;
+    return this.#line.size;
   }
 
   /** True when the oldest entry is ready to `take()`. */
@@ -165,7 +136,7 @@ export class Channel<E> {
 
   /** Queues the entry when there is room for it and its bytes, and nobody is waiting. */
   trySend(entry: E, bytes: number = 0): boolean {
-    const full = this.#waiting > 0 || this.#size >= this.#capacity || !this.#fits(bytes);
+    const full = this.#line.size > 0 || this.#size >= this.#capacity || !this.#fits(bytes);
     if (full || this.#closedError !== undefined) return false;
     this.#bytes += bytes;
     this.#write(entry);
@@ -182,12 +153,7 @@ export class Channel<E> {
     if (this.#closedError !== undefined) return Promise.reject(this.#closedError(entry));
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.trySend(entry, bytes)) return RESOLVED;
-    const promise = new Promise<void>(this.#capture);
-    const slot = this.#line.length;
-    this.#line.push(entry, this.#resolveNext, signal, bytes);
-    if (signal !== undefined) this.#aborts.add(signal, slot);
-    this.#waiting++;
-    return promise;
+    return this.#line.join(entry, signal, bytes);
   }
 
   /**
@@ -195,7 +161,7 @@ export class Channel<E> {
    * direct path): true when nobody waits and they fit, as for `send()`.
    */
   reserve(bytes: number): boolean {
-    if (this.#waiting > 0 || !this.#fits(bytes)) return false;
+    if (this.#line.size > 0 || !this.#fits(bytes)) return false;
     this.#bytes += bytes;
     return true;
   }
@@ -213,15 +179,7 @@ export class Channel<E> {
   close(errorFor: (entry: E) => unknown): void {
     if (this.#closedError !== undefined) return;
     this.#closedError = errorFor;
-    const line = this.#line;
-    for (let slot = this.#lineHead; slot < line.length; slot += STRIDE) {
-      if (line[slot + RESOLVE] === undefined) continue; // left already
-      const entry = line[slot + ENTRY] as E;
-      const resolve = line[slot + RESOLVE] as Resolve;
-      this.#leave(slot);
-      rejectThrough(resolve, errorFor(entry));
-    }
-    this.#tidy();
+    this.#line.rejectAll(errorFor);
     if (this.#pending.length === 0) this.#closeStream(); // else once pull() has written them
   }
 
@@ -256,72 +214,20 @@ export class Channel<E> {
 
   #admitWaiters(): void {
     const line = this.#line;
-    while (this.#waiting > 0 && this.#size < this.#capacity) {
-      let slot = this.#lineHead;
-      while (line[slot + RESOLVE] === undefined) slot += STRIDE; // skip those who left
-      this.#lineHead = slot;
-      const bytes = line[slot + BYTES] as number;
+    while (line.size > 0 && this.#size < this.#capacity) {
+      const bytes = line.headBytes();
       if (!this.#fits(bytes)) break; // FIFO: nobody passes a waiter that waits for bytes
-      const entry = line[slot + ENTRY] as E;
-      const resolve = line[slot + RESOLVE] as () => void;
-      // Leave the line before writing: a write may reach the consumer, which may take and re-enter.
-      this.#leave(slot);
-      this.#lineHead = slot + STRIDE;
+      // Out of the line before writing: a write may reach the consumer, which may take and
+      // re-enter; the waiter's promise settles in a later microtask either way.
+      const entry = line.admitHead();
       this.#bytes += bytes;
       this.#write(entry);
-      resolve();
     }
-    this.#tidy();
-  }
-
-  #abort(slots: ReadonlySet<number>, signal: AbortSignal): void {
-    for (const slot of slots) {
-      const resolve = this.#line[slot + RESOLVE] as Resolve;
-      this.#leave(slot);
-      rejectThrough(resolve, signal.reason);
-    }
-    // Only now, with all of them gone: admitting may move slots.
-    this.#admitWaiters(); // the first in line may have been waiting for bytes
-  }
-
-  /** Clears a waiter's slots (its entry must not outlive its wait) and stops watching its signal. */
-  #leave(slot: number): void {
-    const line = this.#line;
-    const signal = line[slot + SIGNAL] as AbortSignal | undefined;
-    if (signal !== undefined) this.#aborts.delete(signal, slot);
-    for (let k = 0; k < STRIDE; k++) line[slot + k] = undefined;
-    this.#waiting--;
-  }
-
-  /** Drops dead slots: all of them once nobody waits, else when they outnumber the live. */
-  #tidy(): void {
-    const line = this.#line;
-    if (this.#waiting === 0) {
-      // Not on every take(): setting an array's length is a runtime call even when it is 0.
-      if (line.length !== 0) {
-        line.length = 0;
-        this.#lineHead = 0;
-      }
-      return;
-    }
-    const dead = line.length / STRIDE - this.#waiting;
-    if (dead < COMPACT_AFTER || dead < this.#waiting) return;
-    let to = 0;
-    for (let from = this.#lineHead; from < line.length; from += STRIDE) {
-      if (line[from + RESOLVE] === undefined) continue;
-      if (from !== to) {
-        for (let k = 0; k < STRIDE; k++) line[to + k] = line[from + k];
-        const signal = line[to + SIGNAL] as AbortSignal | undefined;
-        if (signal !== undefined) this.#aborts.rekey(signal, from, to);
-      }
-      to += STRIDE;
-    }
-    line.length = to;
-    this.#lineHead = 0;
+    line.tidy();
   }
 
   /** A copy of the waiter line's slots, for tests: no slot may hold a waiter that left. */
   debugLine(): unknown[] {
-    return this.#line.slice();
+    return this.#line.debugSlots();
   }
 }
