@@ -131,20 +131,9 @@ export class Batcher<T> {
       // No hook, no key, no sizes: only appending applies. This shortcut is
       // worth about 3 ns an item, a tenth of add()'s own cost.
       const batch = this.#batches.get(undefined)!;
-      const items = batch.items;
-      items.push(item);
-      batch.tickets?.push(undefined); // an earlier item came through send()
-      this.#itemsInBatches++;
-      this.#counters.taken++;
-      if (items.length === 1) this.#deadlines.opened(batch);
-      if (items.length >= config.capacity) {
-        if (this.#flights.hasFreeSlot) this.#flush(batch, "full");
-        else this.#batches.markDue(batch, "full");
-      }
-      if (items.length === 1 && config.waitUntil !== undefined && batch.items === items) {
-        batch.keepOpenerAlive(this.#hooks); // still open after its opening call
-      }
-      return;
+      const list = batch.items;
+      list.push(item);
+      return this.#placedRun(batch, list, 1, list.length === 1);
     }
     if (!queued) this.#counters.inHand = 1;
     const key = config.key === undefined ? undefined : this.#keyOf(item);
@@ -187,7 +176,7 @@ export class Batcher<T> {
     return count;
   }
 
-  /** The bookkeeping of `count` items appended to the one batch, as place() does for one. */
+  /** The bookkeeping of `count` items just appended to the one batch (place()'s shortcut, runs). */
   #placedRun(batch: FormingBatch<T>, list: T[], count: number, opening: boolean): void {
     const config = this.#config;
     const tickets = batch.tickets; // an earlier item came through send()
