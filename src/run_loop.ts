@@ -45,12 +45,13 @@ export class RunLoop<T> implements RunLoopDoor<T> {
     this.#placesRuns = config.plain && config.waitUntil === undefined;
     this.hooks = new Hooks(config);
     this.#channel = new Channel<T | Tagged<T>>(config.chanSize, config.maxBufferedBytes);
+    const release = (bytes: number) => this.#channel.release(bytes); // a final outcome's bytes
     this.#flights = new Flights(
       config,
       this.hooks,
       this.#counters,
       this.#requests,
-      (bytes) => this.#channel.release(bytes),
+      release,
       () => this.step(),
     );
     this.#batcher = new Batcher(
@@ -58,7 +59,7 @@ export class RunLoop<T> implements RunLoopDoor<T> {
       this.hooks,
       this.#counters,
       this.#flights,
-      (bytes) => this.#channel.release(bytes),
+      release,
       () => void this.#channel.take(),
       () => this.step(),
     );
@@ -167,7 +168,7 @@ export class RunLoop<T> implements RunLoopDoor<T> {
     this.step();
   }
 
-  /** Starts the run; false when it was already started. */
+  /** Starts the run and returns its promise; undefined when it was already started. */
   run(signal: AbortSignal | undefined): Promise<void> | undefined {
     if (this.#state !== "new") return undefined;
     this.#state = "running";
