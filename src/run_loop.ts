@@ -60,7 +60,7 @@ export class RunLoop<T> implements RunLoopDoor<T> {
       this.#counters,
       this.#flights,
       release,
-      () => void this.#channel.take(),
+      this.#channel,
       () => this.step(),
     );
     this.admission = new Admission(config, this.hooks, this.#counters, this.#channel, this);
@@ -290,7 +290,7 @@ export class RunLoop<T> implements RunLoopDoor<T> {
    */
   #placeQueued(): void {
     if (this.#placesRuns && !this.#requests.pending) {
-      if (this.#batcher.placeQueuedRun(this.#channel) > 0) return;
+      if (this.#batcher.placeQueuedRun() > 0) return;
     }
     const entry = this.#channel.peek();
     if (entry instanceof Tagged) this.#batcher.place(entry.item, entry.size, entry.ticket, true);
