@@ -130,11 +130,12 @@ export interface BatchBufferConfig<T> {
    * turns timed flushes off. Any positive value works, including ones beyond
    * setTimeout's 2^31-1 ms limit. Default: 5000.
    *
-   * A timer is pending only while the batch holds items, so an idle buffer
+   * A timer is pending only while the buffer holds items, so an idle buffer
    * costs nothing and keeps no process alive. The one exception keeps a busy
    * buffer from paying for a setTimeout/clearTimeout pair on every batch: when
    * batches fill up back to back, a full flush leaves the timeout pending for
-   * two microtask turns so the next batch can reuse it. The
+   * two microtask turns so the next batch can reuse it, and for as long as it
+   * takes when the next batch's items already wait in the channel. The
    * timer reads `setTimeout`, `clearTimeout` and `performance.now()` when it
    * runs, so a fake clock drives it if it fakes all three (as
    * `@sinonjs/fake-timers`' default `install()` does).

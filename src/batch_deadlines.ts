@@ -10,7 +10,8 @@ import type { FlushReason } from "./types.ts";
  * `flushInterval`, then calls `onDeadline` so the run loop pays it.
  *
  * - Without `key`: one timer for the one batch, reused while batches fill up
- *   back to back (see DeadlineTimer).
+ *   back to back (see DeadlineTimer), and parked while the next batch is
+ *   already queued.
  * - With `key`: every batch has the same interval, so deadlines come in
  *   opening order and one timer, armed for the oldest batch not yet due,
  *   serves them all: never one timer per key.
@@ -49,12 +50,17 @@ export class BatchDeadlines<T> {
     }
   }
 
-  /** A batch went out (its own timeout, if any, was cleared with it). */
-  flushed(batch: FormingBatch<T>, reason: FlushReason): void {
+  /**
+   * A batch went out (its own timeout, if any, was cleared with it);
+   * `queued`: items wait in the channel, so the next batch opens as soon as
+   * the run loop places them, however long its flights take.
+   */
+  flushed(batch: FormingBatch<T>, reason: FlushReason, queued: boolean): void {
     if (this.#config.key === undefined) {
       // Only a batch that filled up is likely to be followed at once by the next.
-      if (reason === "full" || reason === "overflow") this.#timer.stop();
-      else this.#timer.clear();
+      if (reason !== "full" && reason !== "overflow") this.#timer.clear();
+      else if (queued) this.#timer.park();
+      else this.#timer.stop();
     } else if (batch === this.#armedFor) this.#armNext();
   }
 

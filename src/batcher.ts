@@ -285,7 +285,7 @@ export class Batcher<T> {
     const items = batch.take();
     this.#itemsInBatches -= items.length;
     this.#batches.closed(batch);
-    this.#deadlines.flushed(batch, reason);
+    this.#deadlines.flushed(batch, reason, this.#channel.size > 0);
     this.#flights.start(items, reason, batch.key, sizes, tickets, release);
   }
 

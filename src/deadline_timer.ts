@@ -24,6 +24,11 @@ const RESOLVED: Promise<void> = Promise.resolve();
  * a stopped timer never keeps a process alive or fires. A timer that is not
  * hot, and `clear()`, clear the timeout at once.
  *
+ * `park()` is the longer form, for an owner that knows the next start is
+ * coming (a busy buffer whose next batch already waits in its channel, while
+ * a flush is in flight): the timeout stays pending until `start()` reuses
+ * it, `clear()` clears it, or it fires and finds nothing to call.
+ *
  * With `reuse` false, every `start()` arms a timeout of its own and `stop()`
  * clears it at once. Cloudflare Workers need that: a timeout belongs to the
  * request that armed it and is dropped when that request ends, so a timeout
@@ -43,6 +48,8 @@ export class DeadlineTimer {
   #justStopped = false;
   /** Started again right after a stop: the next stop() lingers for reuse. */
   #hot = false;
+  /** Stopped by park(): the pending timeout waits for the next start(). */
+  #parked = false;
   #turnsQueued = false;
 
   constructor(delay: number, onDeadline: () => void, reuse = true) {
@@ -59,6 +66,7 @@ export class DeadlineTimer {
   start(delay: number = this.#delay): void {
     if (delay === Infinity) return;
     this.#running = true;
+    this.#parked = false;
     if (this.#id !== undefined) {
       if (this.#reuse) {
         this.#movedDeadline = performance.now() + delay;
@@ -85,10 +93,21 @@ export class DeadlineTimer {
     RESOLVED.then(this.#afterOneTurn);
   }
 
+  /**
+   * Removes the deadline and keeps the pending timeout for the next start(),
+   * however long it takes to come; without reuse, the same as stop().
+   */
+  park(): void {
+    if (!this.#reuse) return this.stop();
+    this.#running = false;
+    this.#parked = true;
+  }
+
   /** Removes the deadline and clears the timeout now. */
   clear(): void {
     this.#running = false;
     this.#hot = false;
+    this.#parked = false;
     if (this.#id === undefined) return;
     clearTimeout(this.#id);
     this.#id = undefined;
@@ -99,7 +118,7 @@ export class DeadlineTimer {
   #afterTwoTurns = (): void => {
     this.#turnsQueued = false;
     this.#justStopped = false;
-    if (!this.#running) this.clear();
+    if (!this.#running && !this.#parked) this.clear();
   };
 
   #schedule(): void {

@@ -214,6 +214,44 @@ test("BatchBuffer leaves no timer pending right after a manual flush or a first 
   });
 });
 
+test("BatchBuffer arms one interval timeout while producers wait behind a slow flush", async () => {
+  await withFakeClock(async (clock) => {
+    const { flush, calls } = controlledFlush<number>();
+    const buffer = new BatchBuffer<number>({
+      flush,
+      capacity: 10,
+      chanSize: 30,
+      flushInterval: 1000,
+    });
+    let armed = 0;
+    const fakeSetTimeout = globalThis.setTimeout;
+    const counting = ((callback: () => void, delay?: number) => {
+      if (delay === 1000) armed++;
+      return fakeSetTimeout(callback, delay);
+    }) as typeof setTimeout;
+    globalThis.setTimeout = counting;
+    try {
+      const running = buffer.run();
+      const adding = Promise.all(Array.from({ length: 100 }, (_, i) => buffer.add(i)));
+      armed = 0; // the first batch went out before anything was queued behind it
+      for (let settled = 0; settled < 10; settled++) {
+        await clock.tickAsync(5); // the flush takes a while, as a fetch would
+        assert.equal(calls.length, settled + 1, "one batch in flight at a time");
+        calls[settled].done.resolve();
+      }
+      await adding;
+      assert.deepEqual(calls.map((c) => c.batch.length), Array(10).fill(10));
+      assert.equal(armed, 1, "each next batch, already queued, reuses the timeout");
+      await clock.tickAsync(0);
+      assert.equal(clock.countTimers(), 0, "nothing queued any more: no timer pending");
+      buffer.close();
+      await running;
+    } finally {
+      globalThis.setTimeout = fakeSetTimeout;
+    }
+  });
+});
+
 test("BatchBuffer reuses one timeout while batches fill up back to back", async () => {
   await withFakeClock(async (clock) => {
     const { flush, calls } = recordingFlush<number>();

@@ -247,3 +247,49 @@ test("DeadlineTimer reuses one timeout while starts follow stops back to back", 
     assert.equal(clock.countTimers(), 0);
   });
 });
+
+test("DeadlineTimer.park() keeps its timeout for the next start, however late it comes", async () => {
+  await withFakeClock(async (clock) => {
+    let fired = 0;
+    const timer = new DeadlineTimer(1000, () => void fired++);
+    timer.start();
+    timer.park(); // cold, and no start follows within two turns
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    assert.equal(clock.countTimers(), 1, "a parked timeout stays pending");
+    await clock.tickAsync(600);
+    timer.start(); // reuses the parked timeout: its deadline moves to 1600
+    assert.equal(clock.countTimers(), 1);
+    await clock.tickAsync(999);
+    assert.equal(fired, 0, "the restarted deadline is a full delay from the start");
+    await clock.tickAsync(1);
+    assert.equal(fired, 1);
+    assert.equal(clock.countTimers(), 0);
+  });
+});
+
+test("DeadlineTimer parked and never restarted calls nothing, and clear() clears it", async () => {
+  await withFakeClock(async (clock) => {
+    let fired = 0;
+    const timer = new DeadlineTimer(1000, () => void fired++);
+    timer.start();
+    timer.park();
+    await clock.tickAsync(5_000);
+    assert.equal(fired, 0, "a parked timeout that fires calls nothing");
+    assert.equal(clock.countTimers(), 0, "and is gone");
+    timer.start();
+    timer.park();
+    timer.clear();
+    assert.equal(clock.countTimers(), 0, "clear() clears a parked timeout at once");
+    await clock.tickAsync(5_000);
+    assert.equal(fired, 0);
+  });
+});
+
+test("DeadlineTimer without reuse parks as it stops: its timeout is cleared at once", async () => {
+  await withFakeClock(async (clock) => {
+    const timer = new DeadlineTimer(1000, () => {}, false);
+    timer.start();
+    timer.park();
+    assert.equal(clock.countTimers(), 0);
+  });
+});
