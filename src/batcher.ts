@@ -12,6 +12,8 @@ import type { Hooks } from "./hooks.ts";
 import { OpenBatches } from "./open_batches.ts";
 import type { FlushReason } from "./types.ts";
 
+const isTagged = (entry: unknown): boolean => entry instanceof Tagged;
+
 /** An item the run loop took but could not place yet: its key's batch must flush first. */
 interface Held<T> {
   readonly item: T;
@@ -163,16 +165,14 @@ export class Batcher<T> {
    * per-item step, for a run of items). Returns how many it placed.
    */
   placeQueuedRun(): number {
-    const channel = this.#channel;
     const batch = this.#batches.get(undefined)!;
     const list = batch.items;
     const opening = list.length === 0;
-    const room = this.#config.capacity - list.length;
-    let count = 0;
-    while (count < room && channel.hasItem && !(channel.peek() instanceof Tagged)) {
-      list.push(channel.take() as T);
-      count++;
-    }
+    const count = this.#channel.takeRun(
+      list as (T | Tagged<T>)[],
+      this.#config.capacity - list.length,
+      isTagged,
+    );
     if (count > 0) this.#placedRun(batch, list, count, opening);
     return count;
   }

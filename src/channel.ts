@@ -102,17 +102,29 @@ export class Channel<E> {
   take(): E {
     const arrived = this.#arrived;
     const entry = arrived[this.#arrivedHead];
-    arrived[this.#arrivedHead++] = undefined as E; // let the entry be collected once flushed
-    if (this.#arrivedHead === arrived.length) {
-      arrived.length = 0;
-      this.#arrivedHead = 0;
-    } else if (this.#arrivedHead >= 1024 && this.#arrivedHead * 2 >= arrived.length) {
-      arrived.splice(0, this.#arrivedHead); // amortised O(1): keeps the array within 2x its entries
-      this.#arrivedHead = 0;
-    }
-    this.#size--;
-    this.#admitWaiters();
+    arrived[this.#arrivedHead] = undefined as E; // let the entry be collected once flushed
+    this.#taken(1);
     return entry;
+  }
+
+  /**
+   * Takes up to `max` of the oldest entries into `into`, stopping before the
+   * first one `stop` picks; returns how many it took. The same as that many
+   * `take()` calls, with one admission of waiters at the end.
+   */
+  takeRun(into: E[], max: number, stop: (entry: E) => boolean): number {
+    const arrived = this.#arrived;
+    const from = this.#arrivedHead;
+    const end = Math.min(arrived.length, from + max);
+    let at = from;
+    for (; at < end; at++) {
+      const entry = arrived[at];
+      if (stop(entry)) break;
+      into.push(entry);
+      arrived[at] = undefined as E;
+    }
+    if (at > from) this.#taken(at - from);
+    return at - from;
   }
 
   /**
@@ -210,6 +222,21 @@ export class Channel<E> {
   #closeStream(): void {
     // The stream settles once its chunks are delivered; nobody awaits it.
     this.#writer.close().catch(() => {});
+  }
+
+  /** The oldest `count` entries were taken: their slots are cleared already. */
+  #taken(count: number): void {
+    const arrived = this.#arrived;
+    this.#arrivedHead += count;
+    if (this.#arrivedHead === arrived.length) {
+      arrived.length = 0;
+      this.#arrivedHead = 0;
+    } else if (this.#arrivedHead >= 1024 && this.#arrivedHead * 2 >= arrived.length) {
+      arrived.splice(0, this.#arrivedHead); // amortised O(1): keeps the array within 2x its entries
+      this.#arrivedHead = 0;
+    }
+    this.#size -= count;
+    this.#admitWaiters();
   }
 
   #admitWaiters(): void {

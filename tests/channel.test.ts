@@ -774,3 +774,26 @@ test("Channel rejects every waiter of an aborted signal, even those behind one t
   assert.deepEqual(waiters.map((w) => w.state), ["rejected", "rejected", "rejected"]);
   assert.deepEqual([unsignalled.state, channel.bytes, channel.waiting], ["resolved", 95, 0]);
 });
+
+test("Channel.takeRun() takes the oldest entries up to max, stops before the one picked, and admits waiters", async () => {
+  const channel = new Channel<number>(4);
+  channel.open(() => {});
+  channel.pull();
+  for (let i = 0; i < 4; i++) await channel.send(i);
+  const waiting = [channel.send(4), channel.send(5), channel.send(6)];
+  await settle(1);
+  assert.deepEqual([channel.size, channel.waiting], [4, 3]);
+  const into: number[] = [-1];
+  assert.equal(channel.takeRun(into, 2, () => false), 2);
+  assert.deepEqual(into, [-1, 0, 1], "appended, oldest first, max 2");
+  assert.deepEqual([channel.size, channel.waiting], [4, 1], "two waiters got the room at once");
+  await Promise.all(waiting.slice(0, 2));
+  channel.pull();
+  await settle(1);
+  assert.equal(channel.takeRun(into, 10, (n) => n === 4), 2, "stops before the picked entry");
+  assert.deepEqual(into, [-1, 0, 1, 2, 3]);
+  assert.equal(channel.peek(), 4, "the picked entry stays the oldest");
+  assert.equal(channel.takeRun(into, 0, () => false), 0);
+  await waiting[2];
+  assert.equal(channel.size, 3);
+});
