@@ -31,7 +31,7 @@ export class Channel<E> {
   readonly #maxBytes: number;
   readonly #writer: WritableStreamDefaultWriter<E[]>;
   #openStream: () => void = () => {};
-  #onItem: () => void = () => {};
+  #onItem: () => boolean | void = () => {};
   #size = 0;
   #bytes = 0;
   /** Entries accepted and not written yet, while the consumer has not asked for them. */
@@ -86,9 +86,11 @@ export class Channel<E> {
    * Lets the stream deliver to the consumer; nothing is delivered before.
    * `onItem` is called whenever an entry becomes ready to take; the consumer
    * may take it then or later, and calls `pull()` once it has taken all and
-   * can take more.
+   * can take more. An `onItem` that returns false is not called again for
+   * the entries ready now: it takes all it can each time, and comes back to
+   * `hasItem` by itself when it can take more.
    */
-  open(onItem: () => void): void {
+  open(onItem: () => boolean | void): void {
     this.#onItem = onItem;
     this.#openStream();
   }
@@ -215,8 +217,9 @@ export class Channel<E> {
       this.#arrived = chunk; // the chunk is ours: adopt it rather than copy
       this.#arrivedHead = 0;
     }
-    // One call per entry keeps open()'s contract: a consumer may take one entry per call.
-    for (let i = chunk.length; i > 0 && this.hasItem; i--) this.#onItem();
+    // One call per entry (a consumer may take one entry per call), unless the consumer says
+    // it comes back by itself: the run loop would pay a step per queued item for nothing.
+    for (let i = chunk.length; i > 0 && this.hasItem; i--) if (this.#onItem() === false) break;
   }
 
   #closeStream(): void {

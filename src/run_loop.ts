@@ -174,7 +174,11 @@ export class RunLoop<T> implements RunLoopDoor<T> {
     this.#state = "running";
     this.#flights.signal = signal ?? new AbortController().signal;
     this.#done = new Promise<void>((resolve) => (this.#resolveDone = resolve));
-    this.#channel.open(() => this.step());
+    // step() takes all it can, and runs again whenever it can take more.
+    this.#channel.open(() => {
+      this.step();
+      return false;
+    });
     this.step();
     return this.#done;
   }

@@ -797,3 +797,19 @@ test("Channel.takeRun() takes the oldest entries up to max, stops before the one
   await waiting[2];
   assert.equal(channel.size, 3);
 });
+
+test("Channel calls a consumer that returns false once per delivery, not once per entry ready", async () => {
+  const channel = new Channel<number>(8);
+  let calls = 0;
+  channel.open(() => {
+    calls++;
+    return false; // busy: it comes back to hasItem by itself
+  });
+  for (let i = 0; i < 5; i++) await channel.send(i);
+  channel.pull();
+  await settle(1);
+  assert.deepEqual([calls, channel.hasItem], [1, true]);
+  const taken = [];
+  while (channel.hasItem) taken.push(channel.take());
+  assert.deepEqual(taken, [0, 1, 2, 3, 4], "every entry is still there to take");
+});
