@@ -291,5 +291,7 @@ test("DeadlineTimer without reuse parks as it stops: its timeout is cleared at o
     timer.start();
     timer.park();
     assert.equal(clock.countTimers(), 0);
+    await clock.tickAsync(5_000);
+    assert.equal(clock.countTimers(), 0);
   });
 });
