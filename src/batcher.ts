@@ -143,6 +143,21 @@ export class Batcher<T> {
   }
 
   /**
+   * place()'s shortcut (no hooks, keys, sizes or waitUntil) for an item that leaves the batch
+   * short of full: no user code runs, so no re-entry guard. False, doing nothing, otherwise.
+   */
+  appendIfRoom(item: T): boolean {
+    const batch = this.#batches.get(undefined)!;
+    const list = batch.items;
+    if (list.length + 1 >= this.#config.capacity || batch.tickets !== undefined) return false;
+    list.push(item);
+    this.#itemsInBatches++;
+    this.#counters.taken++;
+    if (list.length === 1) this.#deadlines.opened(batch);
+    return true;
+  }
+
+  /**
    * For a config without hooks, keys or sizes: appends `items[from..to)` to
    * the batch, up to the end of the batch, at the cost of a bare push each
    * (addAll() of an array). Returns where it stopped; the caller checks again

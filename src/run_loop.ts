@@ -303,6 +303,7 @@ export class RunLoop<T> implements RunLoopDoor<T> {
 
   /** Runs one item through the run loop's per-item step, in the producer's call. */
   processDirectly(item: T, size: number, ticket: Ticket | undefined): void {
+    if (this.#placesRuns && ticket === undefined && this.#batcher.appendIfRoom(item)) return;
     this.#looping = true;
     try {
       this.#batcher.place(item, size, ticket, false);
