@@ -1,8 +1,8 @@
 /**
  * Benchmarks of issues 5 and 14, side by side in one process.
  *
- *     deno run -A bench/main.ts [--quick] [--only <group>[,<group>]] [--json <path>]
- *                               [--filter <regexp on waiting-path regimes>]
+ *     deno run -A --v8-flags=--expose-gc bench/main.ts [--quick] [--only <group>[,<group>]]
+ *                               [--json <path>] [--filter <regexp on waiting-path regimes>]
  *     deno run -A bench/main.ts --print bench/results/latest.json   # the tables of a past run
  *
  * Every ratio compares two figures measured in this same run; speed is never
@@ -67,6 +67,8 @@ const machine = {
   date: new Date().toISOString(),
   mode: values.quick ? "quick" : "full",
   gc: collectGarbage !== undefined,
+  /** V8's own gc(), which can collect the young generation alone (scenario 8 needs it). */
+  youngGc: typeof (globalThis as { gc?: unknown }).gc === "function",
   commit: await commit(),
 };
 
@@ -91,7 +93,10 @@ function printRun(machine: Machine, rows: readonly Row[]): void {
   console.log(
     `${machine.runtime} · ${machine.cpu} · ${machine.cores} cores · ${machine.date} · ` +
       `commit ${machine.commit} · ${machine.mode} run` +
-      (machine.gc ? "" : " · no gc(): heap figures are approximate"),
+      (machine.gc ? "" : " · no gc(): heap figures are approximate") +
+      (machine.youngGc
+        ? ""
+        : " · no --expose-gc: waiting-path trials collect each other's garbage"),
   );
   const mainRows = rows.filter((row) => row.waiting === undefined);
   if (mainRows.length > 0) console.log("\n" + markdownTable(mainRows));

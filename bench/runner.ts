@@ -196,6 +196,18 @@ export const collectGarbage: (() => void) | undefined = (() => {
   }
 })();
 
+/**
+ * A scavenge: the young generation's garbage is collected, and nothing else.
+ * Unlike a full collection, it leaves compiled code alone (see scenario 8).
+ * Only V8's own `gc` (`--v8-flags=--expose-gc`, as `npm run bench` passes)
+ * reads options: the one read from a fresh context always does a full,
+ * memory-reducing collection, so without the flag this does nothing.
+ */
+export const collectYoungGarbage: () => void = (() => {
+  const exposed = (globalThis as { gc?: (options: { type: string }) => void }).gc;
+  return typeof exposed === "function" ? () => exposed({ type: "minor" }) : () => {};
+})();
+
 /** Live heap bytes after a full collection (when one is available). */
 export function settledHeap(): number {
   collectGarbage?.();
