@@ -31,7 +31,8 @@ export class Channel<E> {
   readonly #maxBytes: number;
   readonly #writer: WritableStreamDefaultWriter<E[]>;
   #openStream: () => void = () => {};
-  #onItem: () => boolean | void = () => {};
+  #onItem: () => void = () => {};
+  #takesAll = false;
   #size = 0;
   #bytes = 0;
   /** Entries accepted and not written yet, while the consumer has not asked for them. */
@@ -86,12 +87,13 @@ export class Channel<E> {
    * Lets the stream deliver to the consumer; nothing is delivered before.
    * `onItem` is called whenever an entry becomes ready to take; the consumer
    * may take it then or later, and calls `pull()` once it has taken all and
-   * can take more. An `onItem` that returns false is not called again for
-   * the entries ready now: it takes all it can each time, and comes back to
-   * `hasItem` by itself when it can take more.
+   * can take more. With `takesAll`, the consumer takes all it can on each
+   * call and comes back to `hasItem` by itself when it can take more, so it
+   * is called once per delivery, not once per entry.
    */
-  open(onItem: () => boolean | void): void {
+  open(onItem: () => void, takesAll = false): void {
     this.#onItem = onItem;
+    this.#takesAll = takesAll;
     this.#openStream();
   }
 
@@ -217,9 +219,10 @@ export class Channel<E> {
       this.#arrived = chunk; // the chunk is ours: adopt it rather than copy
       this.#arrivedHead = 0;
     }
-    // One call per entry (a consumer may take one entry per call), unless the consumer says
-    // it comes back by itself: the run loop would pay a step per queued item for nothing.
-    for (let i = chunk.length; i > 0 && this.hasItem; i--) if (this.#onItem() === false) break;
+    // One call per entry (a consumer may take one entry per call), unless it takes all it can
+    // each time: the run loop would pay a step per queued item for nothing.
+    if (this.#takesAll) this.#onItem();
+    else for (let i = chunk.length; i > 0 && this.hasItem; i--) this.#onItem();
   }
 
   #closeStream(): void {

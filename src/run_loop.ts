@@ -174,11 +174,7 @@ export class RunLoop<T> implements RunLoopDoor<T> {
     this.#state = "running";
     this.#flights.signal = signal ?? new AbortController().signal;
     this.#done = new Promise<void>((resolve) => (this.#resolveDone = resolve));
-    // step() takes all it can, and runs again whenever it can take more.
-    this.#channel.open(() => {
-      this.step();
-      return false;
-    });
+    this.#channel.open(() => this.step(), true); // step() runs whenever it can take more
     this.step();
     return this.#done;
   }
