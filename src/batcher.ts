@@ -149,11 +149,9 @@ export class Batcher<T> {
   appendIfRoom(item: T): boolean {
     const batch = this.#batches.get(undefined)!;
     const list = batch.items;
-    if (list.length + 1 >= this.#config.capacity || batch.tickets !== undefined) return false;
+    if (list.length + 1 >= this.#config.capacity) return false;
     list.push(item);
-    this.#itemsInBatches++;
-    this.#counters.taken++;
-    if (list.length === 1) this.#deadlines.opened(batch);
+    this.#placedRun(batch, list, 1, list.length === 1);
     return true;
   }
 
