@@ -3,7 +3,7 @@
 import type { ResolvedConfig } from "./config.ts";
 import type { Counters } from "./counters.ts";
 import type { Channel } from "./channel.ts";
-import { Tagged, type Ticket } from "./entry.ts";
+import { type Held, isTagged, type Tagged, type Ticket } from "./entry.ts";
 import { DeliveryError } from "./errors.ts";
 import { BatchDeadlines } from "./batch_deadlines.ts";
 import type { Flights } from "./flights.ts";
@@ -11,18 +11,6 @@ import type { FormingBatch } from "./forming_batch.ts";
 import type { Hooks } from "./hooks.ts";
 import { OpenBatches } from "./open_batches.ts";
 import type { FlushReason } from "./types.ts";
-
-const isTagged = (entry: unknown): boolean => entry instanceof Tagged;
-
-/** An item the run loop took but could not place yet: its key's batch must flush first. */
-interface Held<T> {
-  readonly item: T;
-  readonly key: unknown;
-  readonly size: number;
-  readonly ticket: Ticket | undefined;
-  /** Still the channel's oldest item (see place()). */
-  readonly queued: boolean;
-}
 
 /**
  * Places each item in its key's batch (see BatchBufferConfig for the steps)

@@ -1,4 +1,4 @@
-// An item on its way through the channel, with what it carries besides
+// An item on its way from a producer to a batch, with what it carries besides
 // itself. Internal: not exported from mod.ts.
 
 /** What resolves or rejects one send() call. */
@@ -23,4 +23,17 @@ export class Tagged<T> {
     this.size = size;
     this.ticket = ticket;
   }
+}
+
+/** True for an entry that travels tagged. */
+export const isTagged = (entry: unknown): boolean => entry instanceof Tagged;
+
+/** An item the run loop took but could not place yet: its key's batch must flush first. */
+export interface Held<T> {
+  readonly item: T;
+  readonly key: unknown;
+  readonly size: number;
+  readonly ticket: Ticket | undefined;
+  /** Still the channel's oldest item (see place()). */
+  readonly queued: boolean;
 }
