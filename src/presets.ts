@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { bytesOf, jsonBytes, utf8Length } from "./wire_bytes.ts";
 
 /**
  * The limits of one bulk API: items per batch, bytes per batch, bytes per
@@ -119,51 +120,6 @@ export interface SqsMessageEntry {
   readonly MessageBody?: string;
   /** Attributes; each one's name, type and value count toward the limits. */
   readonly MessageAttributes?: Readonly<Record<string, SqsMessageAttribute>>;
-}
-
-/**
- * UTF-8 length of a string as TextEncoder would encode it (a lone surrogate
- * becomes U+FFFD, 3 bytes), without allocating the encoded copy.
- */
-function utf8Length(text: string): number {
-  let bytes = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const unit = text.charCodeAt(i);
-    if (unit < 0x80) continue;
-    if (unit < 0x800) {
-      bytes += 1;
-      continue;
-    }
-    if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
-      const next = text.charCodeAt(i + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        // The pair's two units already count 2; its code point takes 4.
-        bytes += 2;
-        i++;
-        continue;
-      }
-    }
-    bytes += 2;
-  }
-  return bytes;
-}
-
-function bytesOf(value: unknown): number {
-  if (typeof value === "string") return utf8Length(value);
-  if (ArrayBuffer.isView(value)) return value.byteLength;
-  return NaN;
-}
-
-function jsonBytes(body: unknown): number {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(body);
-  } catch {
-    // BigInt, a cycle, or a throwing toJSON: sendBatch would throw too.
-    return NaN;
-  }
-  // undefined, a function or a symbol has no JSON text; sendBatch refuses it.
-  return typeof text === "string" ? utf8Length(text) : NaN;
 }
 
 function kinesisRecordBytes(record: KinesisRecordEntry): number {
