@@ -6,7 +6,7 @@ export const RESOLVED: Promise<void> = Promise.resolve();
 
 /**
  * A bounded FIFO of entries (the engine's items), built on a WritableStream
- * whose CountQueuingStrategy has `highWaterMark = capacity`, with an optional
+ * written in chunks (arrays of entries), with an optional
  * byte budget: an entry's bytes stay counted after `take()`, until `release()`.
  *
  * A stream write costs about a microsecond in Deno, so entries are written
@@ -59,7 +59,7 @@ export class Channel<E> {
       // Writes queue in the stream until open() lets the sink start.
       start: () => new Promise<void>((resolve) => (this.#openStream = resolve)),
       write: (chunk) => this.#arrive(chunk),
-    }, new CountQueuingStrategy({ highWaterMark: capacity }));
+    }); // the default strategy: the channel bounds entries itself, the stream never sees a bound
     this.#writer = stream.getWriter();
   }
 
