@@ -3,12 +3,16 @@
  *
  *     deno run -A --v8-flags=--expose-gc bench/main.ts [--quick] [--only <group>[,<group>]]
  *                               [--json <path>] [--filter <regexp on waiting-path regimes>]
+ *                               [--in-process]
  *     deno run -A bench/main.ts --print bench/results/latest.json   # the tables of a past run
  *
- * Every ratio compares two figures measured in this same run; speed is never
- * asserted, so `--quick` only keeps the harness working. Prints the main
- * table, the waiting-path table (the library beside bench/floor.ts) and a
- * summary of issue 14's goals.
+ * Every ratio compares two figures measured in the same process; speed is
+ * never asserted, so `--quick` only keeps the harness working. Each group
+ * runs in a process of its own (unless `--in-process`): the JIT's type
+ * feedback from one group (keys, sizes, send() tickets) must not slow the
+ * library down in the next, where the floor it is compared with never ran
+ * them. Prints the main table, the waiting-path table (the library beside
+ * bench/floor.ts) and a summary of issue 14's goals.
  *
  * @module
  */
@@ -44,6 +48,9 @@ const { values } = parseArgs({
     json: { type: "string", default: "bench/results/latest.json" },
     filter: { type: "string" },
     print: { type: "string" },
+    "in-process": { type: "boolean", default: false },
+    /** Internal: run the groups here and write their rows to this path (the parent's child). */
+    "rows-to": { type: "string" },
   },
 });
 
@@ -74,11 +81,19 @@ const machine = {
 
 const settings = settingsFor(values.quick, values.filter);
 const rows: Row[] = [];
+const isChild = values["rows-to"] !== undefined;
 for (const name of only) {
-  console.error(`running ${name}...`);
+  if (!isChild) console.error(`running ${name}...`);
   const started = performance.now();
-  rows.push(...await GROUPS[name](settings));
-  console.error(`  ${name} took ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  const inHere = values["in-process"] || isChild;
+  rows.push(...(inHere ? await GROUPS[name](settings) : await inChildProcess(name)));
+  if (!isChild) {
+    console.error(`  ${name} took ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }
+}
+if (isChild) {
+  await Deno.writeTextFile(values["rows-to"]!, JSON.stringify(rows));
+  Deno.exit(0);
 }
 
 printRun(machine, rows);
@@ -88,6 +103,24 @@ await Deno.writeTextFile(path, JSON.stringify({ machine, rows }, null, 2) + "\n"
 console.error(`wrote ${path}`);
 
 type Machine = typeof machine;
+
+/** Runs one group in a fresh Deno process with this one's flags, and returns its rows. */
+async function inChildProcess(group: string): Promise<Row[]> {
+  const rowsPath = await Deno.makeTempFile({ prefix: `bench-${group}-`, suffix: ".json" });
+  try {
+    const args = ["run", "-A"];
+    if (machine.youngGc) args.push("--v8-flags=--expose-gc");
+    args.push(new URL(import.meta.url).pathname, "--only", group, "--rows-to", rowsPath);
+    if (values.quick) args.push("--quick");
+    if (values.filter !== undefined) args.push("--filter", values.filter);
+    const child = new Deno.Command(Deno.execPath(), { args, stdout: "inherit", stderr: "inherit" });
+    const { code } = await child.output();
+    if (code !== 0) throw new Error(`bench group ${group} exited with code ${code}`);
+    return JSON.parse(await Deno.readTextFile(rowsPath));
+  } finally {
+    await Deno.remove(rowsPath).catch(() => {});
+  }
+}
 
 function printRun(machine: Machine, rows: readonly Row[]): void {
   console.log(
