@@ -131,15 +131,22 @@ export class Batcher<T> {
   }
 
   /**
-   * place()'s shortcut (no hooks, keys, sizes or waitUntil) for an item that leaves the batch
-   * short of full: no user code runs, so no re-entry guard. False, doing nothing, otherwise.
+   * place()'s shortcut (no hooks, keys, sizes or waitUntil) for an item that joins an open
+   * batch and leaves it short of full: nothing is armed or flushed and no user code runs, so
+   * no re-entry guard, and only two counts change. False, doing nothing, otherwise.
    */
   appendIfRoom(item: T): boolean {
     const batch = this.#batches.get(undefined)!;
     const list = batch.items;
-    if (list.length + 1 >= this.#config.capacity) return false;
+    const length = list.length;
+    // The first item opens the batch (its deadline), the last fills it, and a batch with
+    // send() tickets keeps one per item: place() does those.
+    if (length === 0 || length + 2 > this.#config.capacity || batch.tickets !== undefined) {
+      return false;
+    }
     list.push(item);
-    this.#placedRun(batch, list, 1, list.length === 1);
+    this.#itemsInBatches++;
+    this.#counters.taken++;
     return true;
   }
 
