@@ -43,27 +43,15 @@ export class RunLoop<T> implements RunLoopDoor<T> {
   constructor(config: ResolvedConfig<T>) {
     this.#config = config;
     this.#placesRuns = config.plain && config.waitUntil === undefined;
-    this.hooks = new Hooks(config);
-    this.#channel = new Channel<T | Tagged<T>>(config.chanSize, config.maxBufferedBytes);
-    const release = (bytes: number) => this.#channel.release(bytes); // a final outcome's bytes
-    this.#flights = new Flights(
-      config,
-      this.hooks,
-      this.#counters,
-      this.#requests,
-      release,
-      () => this.step(),
-    );
-    this.#batcher = new Batcher(
-      config,
-      this.hooks,
-      this.#counters,
-      this.#flights,
-      release,
-      this.#channel,
-      () => this.step(),
-    );
-    this.admission = new Admission(config, this.hooks, this.#counters, this.#channel, this);
+    const hooks = (this.hooks = new Hooks(config));
+    const channel = new Channel<T | Tagged<T>>(config.chanSize, config.maxBufferedBytes);
+    this.#channel = channel;
+    const release = (bytes: number) => channel.release(bytes); // a final outcome's bytes
+    const step = () => this.step();
+    const counters = this.#counters;
+    this.#flights = new Flights(config, hooks, counters, this.#requests, release, step);
+    this.#batcher = new Batcher(config, hooks, counters, this.#flights, release, channel, step);
+    this.admission = new Admission(config, hooks, counters, channel, this);
   }
 
   get closed(): boolean {
