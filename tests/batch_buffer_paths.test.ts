@@ -41,6 +41,26 @@ test("BatchBuffer.add() while a flush is in flight queues the item in the channe
   await running;
 });
 
+test("BatchBuffer.add() queues the item in the channel once a flush() call has taken the only flush slot", async () => {
+  const { calls, flush } = controlledFlush<string>();
+  const buffer = new BatchBuffer<string>({ flush, capacity: 10, maxConcurrentFlushes: 1 });
+  const running = buffer.run();
+  await buffer.add("a"); // opens the batch
+  await buffer.add("b"); // joins it, straight from the producer
+  const flushed = buffer.flush(); // its flight takes the only slot
+  assert.deepEqual(calls.map((c) => c.snapshot), [["a", "b"]]);
+  const added = buffer.add("c");
+  assert.deepEqual([buffer.itemsInChannel, buffer.stats().itemsInBatch], [1, 0]);
+  await added;
+  calls[0].done.resolve();
+  await flushed;
+  buffer.close();
+  await settle(1);
+  assert.deepEqual(calls.map((c) => c.snapshot), [["a", "b"], ["c"]]);
+  calls[1].done.resolve();
+  await running;
+});
+
 type Path = "direct" | "channel";
 
 /**
