@@ -23,7 +23,13 @@ import { latency } from "./latency.ts";
 import { manyProducers } from "./many_producers.ts";
 import { memory } from "./memory.ts";
 import { peers } from "./peers.ts";
-import { collectGarbage, type Row, type Settings, settingsFor } from "./runner.ts";
+import {
+  collectGarbage,
+  type Row,
+  type Settings,
+  settingsFor,
+  type WaitingFigures,
+} from "./runner.ts";
 import { singleProducer } from "./single_producer.ts";
 import { tryAddAddAll } from "./try_add_add_all.ts";
 import { waiting } from "./waiting.ts";
@@ -237,10 +243,20 @@ function goalTable(rows: readonly Row[]): string {
   ]);
   const waiting = rows.flatMap((row) => row.waiting === undefined ? [] : [row.waiting]);
   if (waiting.length > 0) {
-    const cpu = waiting.filter((w) => w.cpuRatio > 0 && w.cpuRatio <= 1.3).length;
+    const cpuMet = (w: WaitingFigures) => w.cpuRatio > 0 && w.cpuRatio <= 1.3;
+    const cpu = waiting.filter(cpuMet).length;
     const wall = waiting.filter((w) => w.wallRatio >= 0.9).length;
+    // Where the subtracted wake-ups cost more CPU than the floor's own work, the net figures are
+    // small differences of large ones, and their ratio swings from run to run.
+    const resolved = waiting.filter((w) => w.timerCpuNs <= w.floorCpuNs);
     lines.push(
       ["14.2 CPU alone: ≤ 1.3× the floor", `${cpu} of ${waiting.length}`, "", ""],
+      [
+        "14.2 CPU alone, rows where the items outweigh the wake-ups (timers ≤ floor)",
+        `${resolved.filter(cpuMet).length} of ${resolved.length}`,
+        "",
+        "",
+      ],
       ["14.2 throughput alone: ≥ 0.9× the floor", `${wall} of ${waiting.length}`, "", ""],
     );
   }
