@@ -103,6 +103,22 @@ export class Flight<T> {
       return this.#failed(id, error);
     }
     owner.insideFlush--;
+    this.#settle(id, result, isAsync);
+  }
+
+  /**
+   * Takes over a first try that Flights made itself, as try() would have made
+   * it (no copy, no timeout): its result, or what it threw.
+   */
+  tookFirstTry(result: unknown, isAsync: boolean, threw: boolean): void {
+    this.#attempt = 1;
+    const id = ++this.#tryId;
+    this.#lastBatch = this.#items;
+    if (threw) return this.#failed(id, result);
+    this.#settle(id, result, isAsync);
+  }
+
+  #settle(id: number, result: unknown, isAsync: boolean): void {
     if (!isAsync) return this.#resolved(id, result);
     Promise.resolve(result).then(
       (value) => this.#resolved(id, value),

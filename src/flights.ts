@@ -34,6 +34,8 @@ export class Flights<T> {
   /** With `key` configured: the keys that have a flight. */
   readonly #keysInFlight: Set<unknown> | undefined;
   #starting = false;
+  /** No retry and no flushTimeout: a try needs no copy of its batch, nor a timer. */
+  readonly #triesAlone: boolean;
 
   constructor(
     config: ResolvedConfig<T>,
@@ -51,6 +53,7 @@ export class Flights<T> {
     this.#release = release;
     this.#onSettled = onSettled;
     if (config.key !== undefined) this.#keysInFlight = new Set();
+    this.#triesAlone = config.retry === undefined && config.flushTimeout === Infinity;
   }
 
   /** True while fewer than `maxConcurrentFlushes` flights are in the air. */
@@ -93,9 +96,40 @@ export class Flights<T> {
     counters.flushesInFlight++;
     counters.inFlightItems += items.length; // counted now: flush may empty the array
     this.#keysInFlight?.add(key);
-    const flight = new Flight(this, items, sizes, tickets, reason, key);
-    this.#starting = true;
-    flight.try();
+    let flight: Flight<T>;
+    if (this.#triesAlone && sizes === undefined && tickets === undefined) {
+      // Nothing to match a result to: flush is called here, and a plain value settles the
+      // batch with no Flight (about half of a synchronous flush's cost).
+      const count = items.length;
+      let result: unknown;
+      let isAsync = false;
+      let threw = false;
+      this.insideFlush++;
+      try {
+        result = this.config.flush(items, { signal: this.signal!, reason, key, attempt: 1 });
+        isAsync = isThenable(result); // a `then` getter is the user's code too
+      } catch (error) {
+        result = error;
+        threw = true;
+      }
+      this.insideFlush--;
+      if (!threw && !isAsync && (result === null || typeof result !== "object")) {
+        this.delivered(count, 0, undefined);
+        counters.flushesInFlight--;
+        counters.flushes++;
+        this.#keysInFlight?.delete(key);
+        this.hooks.waitUntil(RESOLVED);
+        releaseOpener?.();
+        return this.#onSettled();
+      }
+      flight = new Flight(this, items, sizes, tickets, reason, key);
+      this.#starting = true;
+      flight.tookFirstTry(result, isAsync, threw);
+    } else {
+      flight = new Flight(this, items, sizes, tickets, reason, key);
+      this.#starting = true;
+      flight.try();
+    }
     this.#starting = false;
     if (flight.ended) {
       // A synchronous flush settles here, at no cost.
