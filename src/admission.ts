@@ -13,8 +13,6 @@ export interface RunLoopDoor<T> {
   takesDirectly(): boolean;
   /** Runs one item through the per-item step, in the producer's call. */
   processDirectly(item: T, size: number, ticket: Ticket | undefined): void;
-  /** An accepted item that will not be flushed goes to onReject; its send() rejects. */
-  rejected(item: T, ticket: Ticket | undefined, why: string): void;
 }
 
 /** Marks an item refused when it was admitted (it went to onReject). */
@@ -124,7 +122,7 @@ export class Admission<T> {
     if (valid && size <= config.maxItemBytes) return new Tagged(item, size, ticket);
     this.#counters.refused++;
     this.#counters.rejected++;
-    this.#loop.rejected(item, ticket, "its size is invalid or over maxItemBytes");
+    this.#hooks.rejected(item, ticket, "its size is invalid or over maxItemBytes");
     return REFUSED;
   }
 

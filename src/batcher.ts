@@ -4,7 +4,6 @@ import type { ResolvedConfig } from "./config.ts";
 import type { Counters } from "./counters.ts";
 import type { Channel } from "./channel.ts";
 import { type Held, isTagged, type Tagged, type Ticket } from "./entry.ts";
-import { DeliveryError } from "./errors.ts";
 import { BatchDeadlines } from "./batch_deadlines.ts";
 import type { Flights } from "./flights.ts";
 import type { FormingBatch } from "./forming_batch.ts";
@@ -234,7 +233,7 @@ export class Batcher<T> {
       this.#taken(queued);
       this.#counters.rejected++;
       this.#release(size);
-      return this.rejected(item, ticket, "canAdd refused it");
+      return hooks.rejected(item, ticket, "canAdd refused it");
     }
     if (batch === undefined) {
       if (this.#batches.count >= config.maxOpenBatches && !this.#evict()) {
@@ -295,12 +294,5 @@ export class Batcher<T> {
     this.#batches.closed(batch);
     this.#deadlines.flushed(batch, reason, this.#channel.size > 0);
     this.#flights.start(items, reason, batch.key, sizes, tickets, release);
-  }
-
-  /** An accepted item that will not be flushed goes to onReject; its send() rejects. */
-  rejected(item: T, ticket: Ticket | undefined, why: string): void {
-    ticket?.reject(new DeliveryError(item, new Error(`The buffer refused the item: ${why}`)));
-    const onReject = this.#config.onReject;
-    if (onReject !== undefined) this.#hooks.call(() => onReject(item));
   }
 }

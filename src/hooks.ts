@@ -1,6 +1,8 @@
 // Calls into the user's hooks, guarded so that no hook can stop the run loop.
 // Internal: not exported from mod.ts.
 import type { ResolvedConfig } from "./config.ts";
+import type { Ticket } from "./entry.ts";
+import { DeliveryError } from "./errors.ts";
 
 /** The predicate hooks, which must answer synchronously. */
 const PREDICATES = ["willOverflow", "canAdd", "shouldFlush"] as const;
@@ -83,6 +85,13 @@ export class Hooks<T> {
       this.report(error);
       return NaN;
     }
+  }
+
+  /** An accepted item that will not be flushed goes to onReject; its send() rejects. */
+  rejected(item: T, ticket: Ticket | undefined, why: string): void {
+    ticket?.reject(new DeliveryError(item, new Error(`The buffer refused the item: ${why}`)));
+    const onReject = this.#config.onReject;
+    if (onReject !== undefined) this.call(() => onReject(item));
   }
 
   /** Hands a promise to the waitUntil hook, when there is one. */

@@ -63,11 +63,6 @@ export class RunLoop<T> implements RunLoopDoor<T> {
     return this.#closed;
   }
 
-  /** See RunLoopDoor. */
-  rejected(item: T, ticket: Ticket | undefined, why: string): void {
-    this.#batcher.rejected(item, ticket, why);
-  }
-
   get itemsInChannel(): number {
     return this.#channel.size;
   }
