@@ -92,8 +92,7 @@ export class RunLoop<T> implements RunLoopDoor<T> {
         }
       } else if (this.takesDirectly()) {
         // One hand-off for a whole run of items, for as long as the run loop stays idle.
-        this.#looping = true;
-        this.#readyFound = false;
+        this.#enter();
         try {
           if (this.#config.plain && Array.isArray(source)) {
             // Whole runs of the array, a batch at a time, at the cost of a push each.
@@ -199,8 +198,7 @@ export class RunLoop<T> implements RunLoopDoor<T> {
       this.#loopAgain = true; // a callback re-entered; go round once more
       return;
     }
-    this.#looping = true;
-    this.#readyFound = false;
+    this.#enter();
     try {
       do {
         this.#loopAgain = false;
@@ -225,6 +223,12 @@ export class RunLoop<T> implements RunLoopDoor<T> {
     } finally {
       this.#looping = false;
     }
+  }
+
+  /** The run loop runs: what it does may close the direct path, so #readyFound is stale. */
+  #enter(): void {
+    this.#looping = true;
+    this.#readyFound = false;
   }
 
   #requestFlush(upTo: number, resolve: (() => void) | undefined): void {
@@ -292,8 +296,7 @@ export class RunLoop<T> implements RunLoopDoor<T> {
   /** Runs one item through the run loop's per-item step, in the producer's call. */
   processDirectly(item: T, size: number, ticket: Ticket | undefined): void {
     if (this.#placesRuns && ticket === undefined && this.#batcher.appendIfRoom(item)) return;
-    this.#looping = true;
-    this.#readyFound = false;
+    this.#enter();
     try {
       this.#batcher.place(item, size, ticket, false);
     } finally {
