@@ -1,6 +1,6 @@
 // addAll(): many items for the price of few awaits. Internal: not exported from mod.ts.
 import { describe } from "./config.ts";
-import { AddAllError } from "./errors.ts";
+import { AddAllError, BufferClosedError } from "./errors.ts";
 import type { Tagged } from "./entry.ts";
 import type { RunLoop } from "./run_loop.ts";
 
@@ -42,7 +42,7 @@ export async function addAll<T>(
   try {
     source = Array.isArray(items) ? items : items[Symbol.iterator]();
     for (;;) {
-      if (loop.addWhileReady(source, signal, progress)) return;
+      if (addWhileReady(loop, source, signal, progress)) return;
       await loop.admission.wait(progress.held as T, signal);
       progress.accepted++;
     }
@@ -55,5 +55,42 @@ export async function addAll<T>(
       }
     }
     throw new AddAllError(progress.accepted, cause);
+  }
+}
+
+/**
+ * Adds the items synchronously for as long as none has to wait; true once the
+ * source is exhausted, false with the entry that has to wait in
+ * `progress.held`. Kept out of the async function because a loop there
+ * compiles to much slower code. Pulling an item may run the iterable's own
+ * code (which may add, close or abort), so every check comes after the pull.
+ */
+function addWhileReady<T>(
+  loop: RunLoop<T>,
+  source: readonly T[] | Iterator<T>,
+  signal: AbortSignal | undefined,
+  progress: AddAllProgress<T | Tagged<T>>,
+): boolean {
+  const admission = loop.admission;
+  let item = pull(source, progress.accepted);
+  for (;;) {
+    if (item === DONE) return true;
+    if (loop.closed) throw new BufferClosedError(item);
+    if (signal?.aborted) throw signal.reason;
+    if (admission.measures) {
+      const waits = admission.offer(item);
+      if (waits !== undefined) {
+        progress.held = waits;
+        return false;
+      }
+    } else if (loop.takesDirectly()) {
+      item = loop.placeWhileReady(source, item, signal, progress);
+      continue; // the item just pulled goes through the checks above
+    } else if (!admission.tryQueue(item)) {
+      progress.held = item;
+      return false;
+    }
+    progress.accepted++;
+    item = pull(source, progress.accepted);
   }
 }

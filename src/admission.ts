@@ -96,6 +96,11 @@ export class Admission<T> {
     return entry === REFUSED || this.#tryTake(entry) ? undefined : entry;
   }
 
+  /** Queues an item with no size in the channel when that needs no wait; false otherwise. */
+  tryQueue(item: T): boolean {
+    return this.#channel.trySend(item);
+  }
+
   /** Waits in line to add an entry that offer() could not admit. */
   wait(entry: T | Tagged<T>, signal: AbortSignal | undefined): Promise<void> {
     return this.#channel.send(entry, signal, sizeOf(entry)); // checks close and abort itself

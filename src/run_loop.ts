@@ -68,62 +68,40 @@ export class RunLoop<T> implements RunLoopDoor<T> {
   }
 
   /**
-   * Adds addAll()'s items synchronously for as long as none has to wait; true
-   * once the source is exhausted, false with the entry that has to wait in
-   * `progress.held`. Kept out of an async function because a loop there
-   * compiles to much slower code. Pulling an item may run the iterable's own
-   * code (which may add, close or abort), so every check comes after the pull.
+   * addAll()'s hand-off while takesDirectly() holds: places items straight into
+   * batches (a whole run of an array at a time) for as long as the run loop
+   * stays ready. Returns the next item pulled, which still has every check ahead.
    */
-  addWhileReady(
+  placeWhileReady(
     source: readonly T[] | Iterator<T>,
+    item: T,
     signal: AbortSignal | undefined,
     progress: AddAllProgress<T | Tagged<T>>,
-  ): boolean {
-    let item = pull(source, progress.accepted);
-    for (;;) {
-      if (item === DONE) return true;
-      if (this.#closed) throw new BufferClosedError(item);
-      if (signal?.aborted) throw signal.reason;
-      if (this.admission.measures) {
-        const waits = this.admission.offer(item);
-        if (waits !== undefined) {
-          progress.held = waits;
-          return false;
-        }
-      } else if (this.takesDirectly()) {
-        // One hand-off for a whole run of items, for as long as the run loop stays idle.
-        this.#enter();
-        try {
-          if (this.#config.plain && Array.isArray(source)) {
-            // Whole runs of the array, a batch at a time, at the cost of a push each.
-            const array = source as readonly T[];
-            do progress.accepted = this.#batcher.placeRun(
-              array,
-              progress.accepted,
-              array.length,
-            ); while (
-              progress.accepted < array.length && !this.#loopAgain && !signal?.aborted &&
-              this.#ready()
-            );
-            item = pull(source, progress.accepted);
-          } else {
-            do {
-              this.#batcher.place(item, 0, undefined, false);
-              progress.accepted++;
-              item = pull(source, progress.accepted);
-            } while (item !== DONE && !this.#loopAgain && !signal?.aborted && this.#ready());
-          }
-        } finally {
-          this.#looping = false;
-          if (this.#loopAgain) this.step();
-        }
-        continue; // the item just pulled goes through the checks above
-      } else if (!this.#channel.trySend(item)) {
-        progress.held = item;
-        return false;
+  ): T | typeof DONE {
+    this.#enter();
+    try {
+      if (this.#config.plain && Array.isArray(source)) {
+        // Whole runs of the array, a batch at a time, at the cost of a push each.
+        const array = source as readonly T[];
+        do progress.accepted = this.#batcher.placeRun(
+          array,
+          progress.accepted,
+          array.length,
+        ); while (
+          progress.accepted < array.length && !this.#loopAgain && !signal?.aborted && this.#ready()
+        );
+        return pull(source, progress.accepted);
       }
-      progress.accepted++;
-      item = pull(source, progress.accepted);
+      let next: T | typeof DONE = item;
+      do {
+        this.#batcher.place(next, 0, undefined, false);
+        progress.accepted++;
+        next = pull(source, progress.accepted);
+      } while (next !== DONE && !this.#loopAgain && !signal?.aborted && this.#ready());
+      return next;
+    } finally {
+      this.#looping = false;
+      if (this.#loopAgain) this.step();
     }
   }
 
