@@ -2,10 +2,19 @@
 import { DeadlineTimer } from "./deadline_timer.ts";
 import type { Ticket } from "./entry.ts";
 import type { Flights } from "./flights.ts";
-import { isThenable } from "./hooks.ts";
 import { failedItemsError, matchRetry, readOutcome, retryAfterOf } from "./flush_outcome.ts";
 import { decideRetry } from "./retry_policy.ts";
 import type { FlushReason } from "./types.ts";
+
+/** What one call of flush returned: a thenable, kept apart from a plain result. */
+export class Pending {
+  constructor(readonly promise: PromiseLike<unknown>) {}
+}
+
+/** What one call of flush threw. */
+export class Thrown {
+  constructor(readonly error: unknown) {}
+}
 
 /**
  * A batch from the moment it is handed to flush until every item has reached
@@ -86,41 +95,24 @@ export class Flight<T> {
     const batch = this.#keepsCopy ? this.#items.slice() : this.#items;
     this.#lastBatch = batch;
     const signal = config.flushTimeout === Infinity ? owner.signal! : this.#armTimeout(id);
-    let result: unknown;
-    let isAsync = false;
-    owner.insideFlush++; // flushes can nest when N > 1
-    try {
-      result = config.flush(batch, {
-        signal,
-        reason: this.reason,
-        key: this.key,
-        attempt: this.#attempt,
-      });
-      // Inside the try: a `then` getter is the user's code too, and may throw.
-      isAsync = isThenable(result);
-    } catch (error) {
-      owner.insideFlush--;
-      return this.#failed(id, error);
-    }
-    owner.insideFlush--;
-    this.#settle(id, result, isAsync);
+    this.#took(id, owner.callFlush(batch, signal, this.reason, this.key, this.#attempt));
   }
 
   /**
    * Takes over a first try that Flights made itself, as try() would have made
-   * it (no copy, no timeout): its result, or what it threw.
+   * it (no copy, no timeout), with what its callFlush() gave.
    */
-  tookFirstTry(result: unknown, isAsync: boolean, threw: boolean): void {
+  tookFirstTry(call: unknown): void {
     this.#attempt = 1;
     const id = ++this.#tryId;
     this.#lastBatch = this.#items;
-    if (threw) return this.#failed(id, result);
-    this.#settle(id, result, isAsync);
+    this.#took(id, call);
   }
 
-  #settle(id: number, result: unknown, isAsync: boolean): void {
-    if (!isAsync) return this.#resolved(id, result);
-    Promise.resolve(result).then(
+  #took(id: number, call: unknown): void {
+    if (call instanceof Thrown) return this.#failed(id, call.error);
+    if (!(call instanceof Pending)) return this.#resolved(id, call);
+    Promise.resolve(call.promise).then(
       (value) => this.#resolved(id, value),
       (error) => this.#failed(id, error),
     );

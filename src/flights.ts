@@ -4,7 +4,7 @@ import type { ResolvedConfig } from "./config.ts";
 import type { Counters } from "./counters.ts";
 import { DeliveryError } from "./errors.ts";
 import type { Ticket } from "./entry.ts";
-import { Flight } from "./flight.ts";
+import { Flight, Pending, Thrown } from "./flight.ts";
 import type { FlushRequests } from "./flush_requests.ts";
 import { type Hooks, isThenable } from "./hooks.ts";
 import type { ResolvedRetry } from "./retry_policy.ts";
@@ -96,42 +96,26 @@ export class Flights<T> {
     counters.flushesInFlight++;
     counters.inFlightItems += items.length; // counted now: flush may empty the array
     this.#keysInFlight?.add(key);
-    let flight: Flight<T>;
+    let flight: Flight<T> | undefined;
+    this.#starting = true;
     if (this.#triesAlone && sizes === undefined && tickets === undefined) {
       // Nothing to match a result to: flush is called here, and a plain value settles the
-      // batch with no Flight (about half of a synchronous flush's cost).
+      // batch with no Flight (about a quarter of a synchronous flush's cost).
       const count = items.length;
-      let result: unknown;
-      let isAsync = false;
-      let threw = false;
-      this.insideFlush++;
-      try {
-        result = this.config.flush(items, { signal: this.signal!, reason, key, attempt: 1 });
-        isAsync = isThenable(result); // a `then` getter is the user's code too
-      } catch (error) {
-        result = error;
-        threw = true;
-      }
-      this.insideFlush--;
-      if (!threw && !isAsync && (result === null || typeof result !== "object")) {
+      const call = this.callFlush(items, this.signal!, reason, key, 1);
+      if (call === null || typeof call !== "object") {
         this.delivered(count, 0, undefined);
-        counters.flushesInFlight--;
-        counters.flushes++;
-        this.#keysInFlight?.delete(key);
-        this.hooks.waitUntil(RESOLVED);
-        releaseOpener?.();
-        return this.#onSettled();
+        this.#countEnded(key, false);
+      } else {
+        flight = new Flight(this, items, sizes, tickets, reason, key);
+        flight.tookFirstTry(call);
       }
-      flight = new Flight(this, items, sizes, tickets, reason, key);
-      this.#starting = true;
-      flight.tookFirstTry(result, isAsync, threw);
     } else {
       flight = new Flight(this, items, sizes, tickets, reason, key);
-      this.#starting = true;
       flight.try();
     }
     this.#starting = false;
-    if (flight.ended) {
+    if (flight === undefined || flight.ended) {
       // A synchronous flush settles here, at no cost.
       this.hooks.waitUntil(RESOLVED);
       releaseOpener?.();
@@ -141,6 +125,29 @@ export class Flights<T> {
     this.#requests.flightStarted(flight);
     if (this.config.waitUntil !== undefined) this.hooks.waitUntil(flight.whenEnded());
     releaseOpener?.();
+  }
+
+  /**
+   * Calls the user's flush once, counted in insideFlush (flushes can nest when
+   * N > 1). Returns its plain result, its thenable as Pending, or what it threw
+   * as Thrown; `then` is read inside the guard, as a getter is user code too.
+   */
+  callFlush(
+    batch: T[],
+    signal: AbortSignal,
+    reason: FlushReason,
+    key: unknown,
+    attempt: number,
+  ): unknown {
+    this.insideFlush++;
+    try {
+      const result: unknown = this.config.flush(batch, { signal, reason, key, attempt });
+      return isThenable(result) ? new Pending(result) : result;
+    } catch (error) {
+      return new Thrown(error);
+    } finally {
+      this.insideFlush--;
+    }
   }
 
   /** Items of a flight were delivered (a try that carried them succeeded). */
@@ -204,13 +211,18 @@ export class Flights<T> {
 
   /** A flight ended: every item reached its final outcome. */
   ended(flight: Flight<T>, failedSome: boolean): void {
+    this.#countEnded(flight.key, failedSome);
+    this.#inFlight.delete(flight);
+    this.#requests.flightSettled(flight);
+    if (!this.#starting) this.#onSettled(); // start() goes on itself
+  }
+
+  /** A batch's flight, or the try that stood for it, ended: its slot is free. */
+  #countEnded(key: unknown, failedSome: boolean): void {
     const counters = this.counters;
     counters.flushesInFlight--;
     if (failedSome) counters.failedFlushes++;
     else counters.flushes++;
-    this.#keysInFlight?.delete(flight.key);
-    this.#inFlight.delete(flight);
-    this.#requests.flightSettled(flight);
-    if (!this.#starting) this.#onSettled(); // start() goes on itself
+    this.#keysInFlight?.delete(key);
   }
 }
