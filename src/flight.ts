@@ -100,9 +100,11 @@ export class Flight<T> {
 
   /**
    * Takes over a first try that Flights made itself, as try() would have made
-   * it (no copy, no timeout), with what its callFlush() gave.
+   * it (no copy, no timeout), with what its callFlush() gave. `count` is the
+   * batch's length before the call: flush owns the array and may empty it.
    */
-  tookFirstTry(call: unknown): void {
+  tookFirstTry(call: unknown, count: number): void {
+    this.#count = count;
     this.#attempt = 1;
     const id = ++this.#tryId;
     this.#lastBatch = this.#items;

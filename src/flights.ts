@@ -108,7 +108,7 @@ export class Flights<T> {
         this.#countEnded(key, false);
       } else {
         flight = new Flight(this, items, sizes, tickets, reason, key);
-        flight.tookFirstTry(call);
+        flight.tookFirstTry(call, count);
       }
     } else {
       flight = new Flight(this, items, sizes, tickets, reason, key);

@@ -446,3 +446,26 @@ test("BatchBuffer is unaffected by a flush that empties or reorders its batch", 
   assert.deepEqual(seen, [[0, 1, 2], [3, 4, 5], [6, 7]]);
   assert.equal(buffer.stats().flushedItems, 8);
 });
+
+test("an async flush that empties its batch before its first await still has every item counted", async () => {
+  const failed: number[] = [];
+  let calls = 0;
+  const buffer = new BatchBuffer<number>({
+    capacity: 3,
+    flush: async (batch) => {
+      batch.length = 0; // the array is the flush's to keep and change
+      await Promise.resolve();
+      if (++calls === 2) throw new Error("backend down");
+    },
+    onFlushError: (_error, items) => void failed.push(items.length),
+  });
+  const running = buffer.run();
+  for (let i = 0; i < 8; i++) await buffer.add(i);
+  buffer.close();
+  await running;
+  const stats = buffer.stats();
+  assert.equal(stats.flushedItems, 5);
+  assert.equal(stats.failedItems, 3);
+  assert.equal(stats.inFlightItems, 0);
+  assert.deepEqual(failed, [0], "onFlushError gets the array flush had, as flush left it");
+});
